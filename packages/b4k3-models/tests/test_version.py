@@ -1,0 +1,7 @@
+from importlib.metadata import version
+
+import b4k3_models
+
+
+def test_version_matches_the_distribution_metadata():
+    assert b4k3_models.__version__ == version("b4k3-models")
