@@ -1,3 +1,19 @@
 """bert4keras-compatible tokenizers (WordPiece and SentencePiece) with no Keras dependency."""
 
+from b4k3_tokenize.base import TokenizerBase, truncate_sequences
+from b4k3_tokenize.characters import lowercase_and_normalize
+from b4k3_tokenize.sp_tokenizer import SpTokenizer
+from b4k3_tokenize.vocab import load_vocab, save_vocab
+from b4k3_tokenize.wordpiece import Tokenizer
+
 __version__ = "0.1.0"
+
+__all__ = [
+    "SpTokenizer",
+    "Tokenizer",
+    "TokenizerBase",
+    "load_vocab",
+    "lowercase_and_normalize",
+    "save_vocab",
+    "truncate_sequences",
+]
