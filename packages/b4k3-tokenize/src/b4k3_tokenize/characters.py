@@ -89,7 +89,9 @@ def _patterns():
     return {
         "dropped": re.compile(_character_class(code for code in range(sys.maxunicode + 1) if is_control(chr(code)))),
         "split_off": re.compile(
-            _character_class([code for code, category in enumerate(categories) if category[0] == "P"] + ascii_punctuation + cjk)
+            _character_class(
+                [code for code, category in enumerate(categories) if category[0] == "P"] + ascii_punctuation + cjk
+            )
         ),
         "combining_mark": re.compile(
             _character_class(code for code, category in enumerate(categories) if category == "Mn")

@@ -38,7 +38,9 @@ class Tokenizer(TokenizerBase):
         if isinstance(token_dict, (str, bytes)) or hasattr(token_dict, "__fspath__"):
             token_dict = load_vocab(token_dict)
         if not isinstance(token_dict, dict) or not token_dict:
-            raise TypeError(f"token_dict must be a vocab path or a non-empty {{token: id}} dict, got {token_dict!r:.80}")
+            raise TypeError(
+                f"token_dict must be a vocab path or a non-empty {{token: id}} dict, got {token_dict!r:.80}"
+            )
         self._do_lower_case = do_lower_case
         self._token_dict = token_dict
         self._token_dict_inv = {token_id: token for token, token_id in token_dict.items()}
