@@ -114,6 +114,8 @@ class TokenizerBase:
     def _tokens_of(self, text, argument):
         """A text's tokens; a token list is copied, so truncation never alters the caller's list."""
         if isinstance(text, (list, tuple)):
+            for token in text:
+                check_text(token, f"each token of {argument}")
             return list(text)
         check_text(text, argument)
         return self.tokenize(text)
