@@ -61,7 +61,11 @@ def is_cjk_character(ch):
 def is_control(ch):
     """An invisible character the tokenizer drops: controls other than tab/newline/CR, format and
     private-use characters, surrogates, NUL and the replacement character U+FFFD."""
-    return ch not in _KEPT_CONTROLS and (unicodedata.category(ch) in _DROPPED_CATEGORIES or ch == "\ufffd")
+    return _is_dropped(ch, unicodedata.category(ch))
+
+
+def _is_dropped(ch, category):
+    return ch not in _KEPT_CONTROLS and (category in _DROPPED_CATEGORIES or ch == "\ufffd")
 
 
 def stem(token):
@@ -87,7 +91,9 @@ def _patterns():
     ascii_punctuation = [code for code in range(128) if is_punctuation(chr(code))]
     cjk = [code for low, high in CJK_RANGES for code in range(low, high + 1)]
     return {
-        "dropped": re.compile(_character_class(code for code in range(sys.maxunicode + 1) if is_control(chr(code)))),
+        "dropped": re.compile(
+            _character_class(code for code, category in enumerate(categories) if _is_dropped(chr(code), category))
+        ),
         "split_off": re.compile(
             _character_class(
                 [code for code, category in enumerate(categories) if category[0] == "P"] + ascii_punctuation + cjk
