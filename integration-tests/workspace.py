@@ -21,7 +21,9 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 # Direct b4k3 dependencies of each package, as the DESIGN graph draws them (import names).
 DESIGN_GRAPH = {
     "b4k3_tokenize": set(),
-    "b4k3_ops": set(),
+    # bert4keras3.snippets' text helpers (truncate_sequences, lowercase_and_normalize) live in
+    # b4k3_tokenize; b4k3_ops.snippets re-exports them rather than keeping a copy.
+    "b4k3_ops": {"b4k3_tokenize"},
     "b4k3_layers": {"b4k3_ops"},
     "b4k3_models": {"b4k3_layers"},
     "b4k3_rwkv": {"b4k3_models"},

@@ -1,0 +1,42 @@
+"""Sinusoidal position tables and the interleaved ("su") rotary position embedding."""
+
+from keras import ops
+
+from b4k3_ops.numerics import as_tensor
+from b4k3_ops.shapes import align
+
+
+def sinusoidal_embeddings(pos, dim, base=10000):
+    """The `dim`-wide sinusoidal encoding of positions `pos`, sin and cos interleaved:
+    `[sin(p w_0), cos(p w_0), sin(p w_1), ...]` with `w_i = base ** (-2i / dim)`."""
+    if dim % 2:
+        raise ValueError(f"sinusoidal_embeddings: dim must be even, got {dim}")
+    pos = ops.cast(pos, "float32")
+    frequencies = ops.power(float(base), -2.0 * ops.arange(dim // 2, dtype="float32") / dim)
+    angles = ops.expand_dims(pos, -1) * frequencies
+    return ops.reshape(ops.stack([ops.sin(angles), ops.cos(angles)], axis=-1), (*ops.shape(angles)[:-1], dim))
+
+
+def apply_rotary_position_embeddings(sinusoidal, *tensors):
+    """Rotates each tensor's feature pairs (x0, x1), (x2, x3), ... by the angles of `sinusoidal`
+    (as `sinusoidal_embeddings` gives them): RoFormer's interleaved RoPE.
+
+    `sinusoidal` is `(batch or 1, seq_len, dim)`; each tensor is `(batch, seq_len, ..., dim)`.
+    Returns one tensor, or a list for several.
+    """
+    if not tensors:
+        raise ValueError("apply_rotary_position_embeddings needs at least one tensor")
+    tensors = [as_tensor(tensor) for tensor in tensors]
+    ndim = len(tensors[0].shape)
+    sinusoidal = align(as_tensor(sinusoidal), [0, 1, ndim - 1], ndim)
+    pairs = ops.reshape(sinusoidal, (*ops.shape(sinusoidal)[:-1], -1, 2))
+    sin = ops.repeat(pairs[..., 0], 2, axis=-1)
+    cos = ops.repeat(pairs[..., 1], 2, axis=-1)
+    outputs = []
+    for tensor in tensors:
+        if tensor.shape != tensors[0].shape:
+            raise ValueError(f"apply_rotary_position_embeddings: shapes differ, {tensor.shape} vs {tensors[0].shape}")
+        halves = ops.reshape(tensor, (*ops.shape(tensor)[:-1], -1, 2))
+        rotated = ops.reshape(ops.stack([-halves[..., 1], halves[..., 0]], axis=-1), ops.shape(tensor))
+        outputs.append(tensor * ops.cast(cos, tensor.dtype) + rotated * ops.cast(sin, tensor.dtype))
+    return outputs[0] if len(outputs) == 1 else outputs

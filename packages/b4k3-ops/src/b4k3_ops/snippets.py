@@ -1,0 +1,106 @@
+"""bert4keras3's data snippets: padding batches, truncating text pairs, and the DataGenerator base."""
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from b4k3_tokenize import lowercase_and_normalize, truncate_sequences
+
+__all__ = ["DataGenerator", "lowercase_and_normalize", "sequence_padding", "truncate_sequences"]
+
+
+def sequence_padding(inputs, length=None, value=0, seq_dims=1, mode="post", show_tqdm=False):
+    """Pads (or truncates) the first `seq_dims` axes of every sequence to `length` and stacks them.
+
+    Args:
+        inputs: sequences (lists or arrays) of equal rank.
+        length: target length per padded axis (an int, or one per axis); default the longest.
+        value: the padding value.
+        seq_dims: how many leading axes to pad.
+        mode: `'post'` pads at the end, `'pre'` at the start (truncation keeps the start either way).
+        show_tqdm: show a progress bar.
+    Returns:
+        A NumPy array `(len(inputs), *length, ...)`.
+    """
+    if mode not in ("post", "pre"):
+        raise ValueError(f"sequence_padding: mode must be 'post' or 'pre', got {mode!r}")
+    inputs = [np.asarray(x) for x in inputs]
+    if not inputs:
+        return np.array([])
+    if length is None:
+        length = np.max([np.shape(x)[:seq_dims] for x in inputs], axis=0)
+    elif not hasattr(length, "__getitem__"):
+        length = [length]
+    slices = tuple(slice(None, length[i]) for i in range(seq_dims))
+    outputs = []
+    for x in tqdm(inputs, desc="sequence_padding", disable=not show_tqdm):
+        x = x[slices]
+        pad_width = [(0, 0)] * x.ndim
+        for i in range(seq_dims):
+            missing = length[i] - x.shape[i]
+            pad_width[i] = (0, missing) if mode == "post" else (missing, 0)
+        outputs.append(np.pad(x, pad_width, "constant", constant_values=value))
+    return np.array(outputs)
+
+
+class DataGenerator:
+    """Base class of batch generators for `model.fit`: subclass it and write `__iter__(random)`
+    to yield batches from `self.sample(random)`.
+
+    Args:
+        data: a sequence (shuffled by index) or any iterable (shuffled through a buffer).
+        batch_size: examples per batch.
+        buffer_size: shuffle buffer for iterables without a length; default `batch_size * 1000`.
+    """
+
+    def __init__(self, data, batch_size=32, buffer_size=None):
+        self.data = data
+        self.batch_size = batch_size
+        self.steps = -(-len(data) // batch_size) if hasattr(data, "__len__") else None
+        self.buffer_size = buffer_size or batch_size * 1000
+
+    def __len__(self):
+        if self.steps is None:
+            raise TypeError("DataGenerator over an iterable without a length has no len(); pass a list")
+        return self.steps
+
+    def sample(self, random=False):
+        """Yields `(is_last, example)` over the data, shuffled when `random`."""
+        if not random:
+            examples = iter(self.data)
+        elif self.steps is not None:
+            examples = (self.data[i] for i in np.random.permutation(len(self.data)))
+        else:
+            examples = self._buffer_shuffled()
+        current = next(examples, _END)
+        if current is _END:
+            return
+        for upcoming in examples:
+            yield False, current
+            current = upcoming
+        yield True, current
+
+    def _buffer_shuffled(self):
+        buffer = []
+        for example in self.data:
+            buffer.append(example)
+            if len(buffer) > self.buffer_size:
+                yield buffer.pop(np.random.randint(len(buffer)))
+        while buffer:
+            yield buffer.pop(np.random.randint(len(buffer)))
+
+    def __iter__(self, random=False):
+        raise NotImplementedError("Subclass DataGenerator and write __iter__(self, random=False) yielding batches")
+
+    def forfit(self, random=True):
+        """Batches forever (shuffled each pass by default), for `model.fit(..., steps_per_epoch=len(gen))`."""
+        while True:
+            yield from self.__iter__(random)
+
+    def fortest(self, random=False):
+        """Inputs of the batches forever, for `model.predict`."""
+        while True:
+            for batch in self.__iter__(random):
+                yield batch[0]
+
+
+_END = object()
