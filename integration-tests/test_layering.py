@@ -65,9 +65,9 @@ def workspace_copy(tmp_path):
             "b4k3_models imports b4k3_generate",
         ),
         (
-            "b4k3-models/src/b4k3_models/bad.py",
-            "import b4k3_tokenize\n",
-            "b4k3_models imports b4k3_tokenize",
+            "b4k3-tokenize/src/b4k3_tokenize/bad.py",
+            "import b4k3_ops\n",
+            "b4k3_tokenize imports b4k3_ops",
         ),
         (
             "b4k3-tokenize/src/b4k3_tokenize/bad.py",
