@@ -1,5 +1,6 @@
 """bert4keras3.backend under its old name: the tensor helpers, losses and switches, on keras.ops."""
 
+from b4k3_ops.attention_scores import attention_normalize
 from b4k3_ops.losses import multilabel_categorical_crossentropy, sparse_multilabel_categorical_crossentropy
 from b4k3_ops.masking import sequence_masking
 from b4k3_ops.numerics import infinity, root_mean_square
@@ -9,6 +10,7 @@ from b4k3_ops.switches import flash_attention_enabled, lora_enabled
 
 __all__ = [
     "align",
+    "attention_normalize",
     "apply_rotary_position_embeddings",
     "divisible_temporal_padding",
     "flash_attention_enabled",

@@ -12,8 +12,8 @@ def flatten(tensor, start=None, end=None):
     start, end = (axis + len(shape) if axis < 0 else axis for axis in (start, end))
     merged = 1
     for size in shape[start:end]:
-        merged = merged * size
-    return ops.reshape(tensor, [*shape[:start], merged, *shape[end:]])
+        merged = None if size is None or merged is None else merged * size
+    return ops.reshape(tensor, _with_one_unknown([*shape[:start], merged, *shape[end:]]))
 
 
 def reshape(tensor, *args):
@@ -28,13 +28,23 @@ def reshape(tensor, *args):
         new_shape = list(new_shape)
         if new_shape.count(-1) > 1:
             raise ValueError(f"reshape: at most one -1 per shape, got {tuple(new_shape)}")
-        if -1 in new_shape:
+        if -1 in new_shape and shape[axis][0] is not None:
             known = 1
             for size in new_shape:
                 known *= size if size != -1 else 1
             new_shape[new_shape.index(-1)] = shape[axis][0] // known
+        elif -1 in new_shape:
+            new_shape[new_shape.index(-1)] = None
         shape[axis] = new_shape
-    return ops.reshape(tensor, [size for sizes in shape for size in sizes])
+    return ops.reshape(tensor, _with_one_unknown([size for sizes in shape for size in sizes]))
+
+
+def _with_one_unknown(shape):
+    """A target shape for ops.reshape: the one size unknown while tracing symbolically (None,
+    typically the batch) becomes -1."""
+    if shape.count(None) > 1:
+        raise ValueError(f"reshape: cannot infer more than one unknown size in {shape}")
+    return [-1 if size is None else size for size in shape]
 
 
 def align(tensor, axes, ndim=None):
