@@ -10,8 +10,8 @@ from b4k3_ops.switches import flash_attention_enabled, lora_enabled
 
 __all__ = [
     "align",
-    "attention_normalize",
     "apply_rotary_position_embeddings",
+    "attention_normalize",
     "divisible_temporal_padding",
     "flash_attention_enabled",
     "flatten",
