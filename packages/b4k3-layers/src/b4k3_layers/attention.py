@@ -1,0 +1,355 @@
+"""Multi-head attention of bert4keras3: one layer for every family, from BERT to Llama and Gemma.
+
+Grouped-query heads, interleaved ("su") or half-split ("keras") rotary positions, NEZHA and T5
+relative positions, four normalizations, and a KV cache written at an index (static shapes, so it
+runs inside a compiled decoding loop on every backend).
+"""
+
+import math
+
+import keras
+
+from b4k3_layers.embeddings import RotaryEmbedding
+from b4k3_layers.input_shapes import as_shape_list
+from b4k3_ops import ops
+from b4k3_ops.attention_scores import NORMALIZATIONS
+from b4k3_ops.backend import align, apply_rotary_position_embeddings, attention_normalize, flash_attention_enabled
+
+GQA_MODES = ("llama", "gemma")
+ROPE_MODES = ("su", "keras")
+POSITION_BIASES = ("rotary", "typical_relative", "t5_relative")
+
+
+@keras.saving.register_keras_serializable(package="b4k3")
+class MultiHeadAttention(keras.layers.Layer):
+    """Multi-head attention with bert4keras3's parameters and calling forms.
+
+    `heads` is the number of key/value heads and `query_head` the number of query heads (grouped-
+    query attention when larger; it must be a multiple of `heads`). Query head `i` attends with
+    key/value head `i // (query_head // heads)`, as in Llama and Gemma; both `GQA_mode`s compute
+    exactly that and differ only in how the predecessor laid the computation out.
+
+    Args:
+        heads: number of key/value heads (`num_key_value_heads`).
+        head_size: size of each value head.
+        out_dim: output size; default the query's feature size.
+        key_size: size of each query/key head; default `head_size`.
+        use_bias: biases in the q/k/v projections.
+        normalization: `'softmax'`, `'softmax-fp32'`, `'softmax_plus'` or `'squared_relu'`.
+        attention_scale: divide logits by sqrt(key_size).
+        attention_dropout: dropout rate on the attention weights.
+        return_attention_scores: also return the logits (what RealFormer adds to the next layer).
+        kernel_initializer: initializer of the projections.
+        o_bias: bias in the output projection; default `use_bias`.
+        query_head: number of query heads (`num_query_heads`); default `heads`.
+        use_EinsumDense: project with `EinsumDense` (Gemma's layout) instead of `Dense`.
+        rope_mode: `'su'` (interleaved pairs, from a sinusoidal table input) or `'keras'`
+            (half-split, computed here from `max_wavelength` and `scaling_factor`).
+        max_wavelength, scaling_factor: of the `'keras'` rotary embedding.
+        GQA_mode: `'llama'` or `'gemma'` (same result); `None`/`False` accepted when not grouped.
+
+    Call, keyword form: `layer(query, key=None, value=None, key_mask=None, attention_bias=None,
+    p_bias=None, position_bias=None, cache=None, cache_index=None)`. `attention_bias` is a bool
+    mask or an additive bias broadcastable to `(batch, heads, q_len, k_len)` (e.g. causal);
+    `p_bias` is `'rotary'`, `'typical_relative'` or `'t5_relative'` with `position_bias` its
+    table; `cache` is `(batch, 2, max_len, heads, head_size)` (keys, values), written at
+    `cache_index` when given, and returned updated.
+
+    Call, bert4keras3's list form: `layer([q, k, v, (bias), (rotary table), (cache), (index),
+    (relative table)], a_bias=bool, p_bias=..., use_cache=bool, is_cache_update_index=bool)`.
+
+    Returns the output; then the logits if `return_attention_scores`; then the cache if one was
+    given.
+    """
+
+    def __init__(
+        self,
+        heads,
+        head_size,
+        out_dim=None,
+        key_size=None,
+        use_bias=True,
+        normalization="softmax",
+        attention_scale=True,
+        attention_dropout=None,
+        return_attention_scores=False,
+        kernel_initializer="glorot_uniform",
+        o_bias=None,
+        query_head=None,
+        use_EinsumDense=False,
+        rope_mode="su",
+        max_wavelength=10_000.0,
+        scaling_factor=1.0,
+        GQA_mode="llama",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        query_head = heads if query_head is None else query_head
+        if query_head % heads:
+            raise ValueError(f"query_head={query_head} must be a multiple of heads={heads} (the key/value heads)")
+        if normalization not in NORMALIZATIONS:
+            raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
+        if rope_mode not in ROPE_MODES:
+            raise ValueError(f"rope_mode must be one of {ROPE_MODES}, got {rope_mode!r}")
+        if GQA_mode not in (*GQA_MODES, None, False):
+            raise ValueError(f"GQA_mode must be one of {GQA_MODES}, got {GQA_mode!r}")
+        self.heads = heads
+        self.head_size = head_size
+        self.out_dim = out_dim
+        self.key_size = key_size or head_size
+        self.use_bias = use_bias
+        self.normalization = normalization
+        self.attention_scale = attention_scale
+        self.attention_dropout = attention_dropout
+        self.return_attention_scores = return_attention_scores
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.o_bias = use_bias if o_bias is None else o_bias
+        self.query_head = query_head
+        self.use_EinsumDense = use_EinsumDense
+        self.rope_mode = rope_mode
+        self.max_wavelength = max_wavelength
+        self.scaling_factor = scaling_factor
+        self.GQA_mode = GQA_mode
+        self.supports_masking = True
+        self.dropout = keras.layers.Dropout(attention_dropout) if attention_dropout else None
+        self.rotary = RotaryEmbedding(max_wavelength, scaling_factor) if rope_mode == "keras" else None
+
+    @property
+    def num_query_heads(self):
+        return self.query_head
+
+    @property
+    def num_key_value_heads(self):
+        return self.heads
+
+    def build(self, input_shape):
+        shapes = as_shape_list(input_shape)
+        q_shape, k_shape, v_shape = shapes[:3] if len(shapes) > 1 else shapes * 3
+        out_dim = self.out_dim or q_shape[-1]
+        if self.use_EinsumDense:
+            bias, o_bias = ("nh" if self.use_bias else None), ("d" if self.o_bias else None)
+            projections = {
+                "query": ("btd,ndh->btnh", (None, self.query_head, self.key_size), bias, q_shape),
+                "key": ("btd,ndh->btnh", (None, self.heads, self.key_size), bias, k_shape),
+                "value": ("btd,ndh->btnh", (None, self.heads, self.head_size), bias, v_shape),
+            }
+            self.q_dense, self.k_dense, self.v_dense = (
+                self._einsum_dense(name, equation, shape, bias_axes, input_shape)
+                for name, (equation, shape, bias_axes, input_shape) in projections.items()
+            )
+            self.o_dense = self._einsum_dense(
+                "attention_output",
+                "btnh,nhd->btd",
+                (None, out_dim),
+                o_bias,
+                (*q_shape[:-1], self.query_head, self.head_size),
+            )
+        else:
+            self.q_dense = self._dense("q_dense", self.key_size * self.query_head, self.use_bias, q_shape)
+            self.k_dense = self._dense("k_dense", self.key_size * self.heads, self.use_bias, k_shape)
+            self.v_dense = self._dense("v_dense", self.head_size * self.heads, self.use_bias, v_shape)
+            o_input = (*q_shape[:-1], self.head_size * self.query_head)
+            self.o_dense = self._dense("o_dense", out_dim, self.o_bias, o_input)
+
+    def _dense(self, name, units, use_bias, input_shape):
+        dense = keras.layers.Dense(
+            units, use_bias=use_bias, kernel_initializer=self.kernel_initializer, name=name, dtype=self.dtype_policy
+        )
+        dense.build(input_shape)
+        return dense
+
+    def _einsum_dense(self, name, equation, output_shape, bias_axes, input_shape):
+        dense = keras.layers.EinsumDense(
+            equation,
+            output_shape,
+            bias_axes=bias_axes,
+            kernel_initializer=self.kernel_initializer,
+            name=name,
+            dtype=self.dtype_policy,
+        )
+        dense.build(input_shape)
+        return dense
+
+    def call(
+        self,
+        inputs,
+        mask=None,
+        key=None,
+        value=None,
+        key_mask=None,
+        attention_bias=None,
+        p_bias=None,
+        position_bias=None,
+        cache=None,
+        cache_index=None,
+        a_bias=None,
+        use_cache=False,
+        is_cache_update_index=None,
+        training=None,
+    ):
+        if p_bias not in (None, *POSITION_BIASES):
+            raise ValueError(f"p_bias must be one of {POSITION_BIASES} or None, got {p_bias!r}")
+        if isinstance(inputs, (list, tuple)):
+            query, key, value, key_mask, attention_bias, position_bias, cache, cache_index = self._unpack_list(
+                inputs, mask, a_bias, p_bias, use_cache, is_cache_update_index
+            )
+        else:
+            query = inputs
+            key = query if key is None else key
+            value = key if value is None else value
+        return self._attend(
+            query, key, value, key_mask, attention_bias, p_bias, position_bias, cache, cache_index, training
+        )
+
+    def _unpack_list(self, inputs, mask, a_bias, p_bias, use_cache, is_cache_update_index):
+        """bert4keras3's list form: `[q, k, v, (bias), (rotary), (cache), (index), (relative)]`."""
+        query, key, value = inputs[:3]
+        rest = list(inputs[3:])
+        attention_bias = rest.pop(0) if a_bias else None
+        position_bias = None
+        if p_bias == "rotary" and (self.rope_mode == "su" or use_cache):
+            position_bias = rest.pop(0)  # with rope_mode='keras' and a cache, a placeholder
+        cache = rest.pop(0) if use_cache else None
+        cache_index = rest.pop(0) if use_cache and is_cache_update_index else None
+        if p_bias in ("typical_relative", "t5_relative"):
+            position_bias = rest.pop(0)
+        if rest:
+            raise ValueError(f"MultiHeadAttention got {len(rest)} unused inputs; check a_bias, p_bias and use_cache")
+        key_mask = None
+        if isinstance(mask, (list, tuple)) and len(mask) > 2:
+            key_mask = mask[2] if mask[2] is not None else mask[1]
+        return query, key, value, key_mask, attention_bias, position_bias, cache, cache_index
+
+    def _attend(self, query, key, value, key_mask, attention_bias, p_bias, position_bias, cache, cache_index, training):
+        groups = self.query_head // self.heads
+        qw = self._project(self.q_dense, query, self.query_head, self.key_size)
+        kw = self._project(self.k_dense, key, self.heads, self.key_size)
+        vw = self._project(self.v_dense, value, self.heads, self.head_size)
+
+        if p_bias == "rotary":
+            if self.rope_mode == "su":
+                qw = apply_rotary_position_embeddings(position_bias, qw)
+                kw = apply_rotary_position_embeddings(position_bias, kw)
+            else:
+                start = 0 if cache_index is None else cache_index
+                qw, kw = self.rotary(qw, start_index=start), self.rotary(kw, start_index=start)
+
+        if cache is not None:
+            if self.key_size != self.head_size:
+                raise ValueError(
+                    f"A KV cache needs key_size == head_size, got key_size={self.key_size}, head_size={self.head_size}"
+                )
+            if cache_index is not None:
+                index = ops.cast(ops.reshape(cache_index, ()), "int32")
+                new = ops.cast(ops.stack([kw, vw], axis=1), cache.dtype)
+                cache = ops.slice_update(cache, [0, 0, index, 0, 0], new)
+            kw, vw = ops.cast(cache[:, 0], qw.dtype), ops.cast(cache[:, 1], qw.dtype)
+
+        if self._use_flash_attention(p_bias, training):
+            o = self._flash_attention(qw, kw, vw, key_mask, attention_bias, groups)
+            scores = None
+        else:
+            # Logits (batch, query_head, q_len, k_len); query head k * groups + g uses key/value head k.
+            grouped_q = ops.reshape(qw, (self.heads, groups), 2)
+            scores = ops.flatten(ops.einsum("bqkgd,bskd->bkgqs", grouped_q, kw), 1, 3)
+            if p_bias == "typical_relative":
+                scores = scores + ops.einsum("bqhd,qkd->bhqk", qw, position_bias)
+            elif p_bias == "t5_relative":
+                scores = scores + ops.expand_dims(ops.transpose(position_bias, (2, 0, 1)), 0)
+            if self.attention_scale:
+                scores = scores / math.sqrt(self.key_size)
+            if attention_bias is not None and len(attention_bias.shape) == 3:
+                attention_bias = align(attention_bias, [0, 2, 3], 4)
+            weights = attention_normalize(scores, key_mask, -1, self.normalization, attention_bias)
+            if self.dropout is not None:
+                weights = self.dropout(weights, training=training)
+            grouped_weights = ops.reshape(weights, (self.heads, groups), 1)
+            o = ops.flatten(ops.einsum("bkgqs,bskd->bqkgd", grouped_weights, vw), 2, 4)
+            if p_bias == "typical_relative":
+                o = o + ops.einsum("bhqk,qkd->bqhd", weights, position_bias)
+
+        o = self.o_dense(o if self.use_EinsumDense else ops.flatten(o, 2))
+        outputs = [o]
+        if self.return_attention_scores:
+            outputs.append(scores)
+        if cache is not None:
+            outputs.append(cache)
+        return outputs[0] if len(outputs) == 1 else outputs
+
+    def _project(self, dense, x, heads, size):
+        """(batch, len, dim) -> (batch, len, heads, size)."""
+        projected = dense(x)
+        return projected if self.use_EinsumDense else ops.reshape(projected, (heads, size), -1)
+
+    def _use_flash_attention(self, p_bias, training):
+        """FLASH_ATTN=1 takes the fused path where it computes the same thing: softmax attention
+        with no relative position table, no returned logits and no dropout while training."""
+        return (
+            flash_attention_enabled()
+            and self.normalization == "softmax"
+            and p_bias in (None, "rotary")
+            and not self.return_attention_scores
+            and not (self.dropout is not None and training)
+        )
+
+    def _flash_attention(self, qw, kw, vw, key_mask, attention_bias, groups):
+        if groups > 1:
+            kw, vw = ops.repeat(kw, groups, axis=2), ops.repeat(vw, groups, axis=2)
+        mask, bias = None, None
+        if key_mask is not None:
+            mask = align(ops.cast(key_mask, "bool"), [0, 3], 4)
+        if attention_bias is not None:
+            if len(attention_bias.shape) == 3:
+                attention_bias = align(attention_bias, [0, 2, 3], 4)
+            if keras.backend.standardize_dtype(attention_bias.dtype) == "bool":
+                mask = attention_bias if mask is None else ops.logical_and(mask, attention_bias)
+            else:
+                bias = ops.cast(attention_bias, qw.dtype)
+        if mask is not None:
+            mask = ops.broadcast_to(mask, (ops.shape(qw)[0], self.query_head, ops.shape(qw)[1], ops.shape(kw)[1]))
+        scale = 1 / math.sqrt(self.key_size) if self.attention_scale else 1.0
+        return ops.dot_product_attention(qw, kw, vw, bias=bias, mask=mask, scale=scale)
+
+    def compute_mask(self, inputs, mask=None):
+        if isinstance(mask, (list, tuple)):
+            return mask[0]
+        return mask
+
+    def compute_output_shape(self, input_shape):
+        """The output's shape for `[q, k, v]` or `q` (the logits too with `return_attention_scores`)."""
+        shapes = as_shape_list(input_shape)
+        q_shape, k_shape = shapes[0], shapes[min(1, len(shapes) - 1)]
+        output_shape = (*q_shape[:-1], self.out_dim or q_shape[-1])
+        if self.return_attention_scores:
+            return output_shape, (q_shape[0], self.query_head, q_shape[1], k_shape[1])
+        return output_shape
+
+    def compute_output_spec(self, *args, **kwargs):
+        # What comes out depends on call arguments (a cache, the list-form flags), not only on the
+        # input shapes: trace `call` rather than asking compute_output_shape.
+        return super(keras.layers.Layer, self).compute_output_spec(*args, **kwargs)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "heads": self.heads,
+                "head_size": self.head_size,
+                "out_dim": self.out_dim,
+                "key_size": self.key_size,
+                "use_bias": self.use_bias,
+                "normalization": self.normalization,
+                "attention_scale": self.attention_scale,
+                "attention_dropout": self.attention_dropout,
+                "return_attention_scores": self.return_attention_scores,
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+                "o_bias": self.o_bias,
+                "query_head": self.query_head,
+                "use_EinsumDense": self.use_EinsumDense,
+                "rope_mode": self.rope_mode,
+                "max_wavelength": self.max_wavelength,
+                "scaling_factor": self.scaling_factor,
+                "GQA_mode": self.GQA_mode,
+            }
+        )
+        return config

@@ -1,0 +1,440 @@
+"""Token and position embeddings of bert4keras3: a token `Embedding` that doubles as a tied LM
+head, absolute (learned, hierarchical, sinusoidal), relative (Shaw et al., T5) and rotary ones."""
+
+import math
+import numbers
+
+import keras
+
+from b4k3_ops import ops
+from b4k3_ops.backend import align, sinusoidal_embeddings
+
+MERGE_MODES = ("add", "mul", "zero", "concat")
+
+
+def check_positive_int(layer, **values):
+    """Raises a ValueError naming the first of `values` that is not a positive integer."""
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+            raise ValueError(f"{layer}: `{name}` must be a positive integer, got {value!r}")
+
+
+@keras.saving.register_keras_serializable(package="b4k3")
+class Embedding(keras.layers.Embedding):
+    """`keras.layers.Embedding` that can also project hidden states back onto the vocabulary.
+
+    `mode='dense'` computes `x @ embeddings.T`, so a language model's output layer can share the
+    input embedding matrix (a tied LM head) without a second weight.
+
+    With `mask_zero=True`, the first position of each sequence is never masked, even when its id
+    is 0: a T5 decoder starts from token 0 (the pad id), and masking it would hide the one token
+    the decoder starts from. Later zeros are masked as usual. In mode 'dense' the incoming mask of
+    the hidden states passes on unchanged.
+
+    Args: those of `keras.layers.Embedding`.
+
+    Call arguments:
+        inputs: token ids `(batch, seq_len)` (mode 'embedding'), or hidden states
+            `(..., output_dim)` (mode 'dense').
+        mode: 'embedding' (ids to vectors) or 'dense' (vectors to one logit per token id).
+
+    Example:
+        >>> embedding = Embedding(100, 8, mask_zero=True)
+        >>> hidden = embedding(np.array([[0, 5, 7, 0]]))  # (1, 4, 8); mask [True, True, True, False]
+        >>> logits = embedding(hidden, mode="dense")  # (1, 4, 100)
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Mode 'dense' passes the hidden states' mask on, with or without mask_zero.
+        self.supports_masking = True
+
+    def call(self, inputs, mode="embedding"):
+        if mode == "embedding":
+            return super().call(inputs)
+        if mode == "dense":
+            kernel = ops.cast(self.embeddings, self.compute_dtype)
+            return ops.matmul(ops.cast(inputs, self.compute_dtype), ops.transpose(kernel))
+        raise ValueError(f"Embedding: `mode` must be 'embedding' or 'dense', got {mode!r}")
+
+    def compute_mask(self, inputs, mask=None):
+        # Keras passes no call arguments here: ids are 2-D, mode 'dense' hidden states are not.
+        if not self.mask_zero or len(inputs.shape) != 2:
+            return mask
+        mask = ops.not_equal(inputs, 0)
+        return ops.concatenate([ops.ones_like(mask[:, :1]), mask[:, 1:]], axis=1)
+
+    def compute_output_shape(self, input_shape, mode="embedding"):
+        if mode == "dense":
+            return (*input_shape[:-1], self.input_dim)
+        return super().compute_output_shape(input_shape)
+
+    def compute_output_spec(self, inputs, mode="embedding"):
+        return keras.KerasTensor(self.compute_output_shape(inputs.shape, mode), dtype=self.compute_dtype)
+
+
+class AbsolutePositionEmbedding(keras.layers.Layer):
+    """What `PositionEmbedding` and `SinusoidalPositionEmbedding` share: reading the position ids
+    (`0..seq_len-1`, or given as a second input) and merging the position vectors into the input.
+
+    Merge modes: 'add' `x + p`; 'mul' `x * (1 + p)` (so a zero table leaves `x` unchanged);
+    'zero' `p` alone, broadcast over the batch; 'concat' `[x, p]` on the last axis.
+    Subclasses define `position_embeddings(position_ids)`.
+    """
+
+    def __init__(self, output_dim, merge_mode="add", custom_position_ids=False, **kwargs):
+        name = type(self).__name__
+        check_positive_int(name, output_dim=output_dim)
+        if merge_mode not in MERGE_MODES:
+            raise ValueError(f"{name}: `merge_mode` must be one of {MERGE_MODES}, got {merge_mode!r}")
+        super().__init__(**kwargs)
+        self.output_dim = output_dim
+        self.merge_mode = merge_mode
+        self.custom_position_ids = custom_position_ids
+
+    def split_inputs(self, inputs):
+        """`(x, position_ids)`: the given ids, or `(1, seq_len)` ids counting from 0."""
+        is_pair = isinstance(inputs, (list, tuple)) and len(inputs) == 2
+        if self.custom_position_ids != is_pair:
+            raise ValueError(
+                f"{type(self).__name__}: the inputs are [x, position_ids] exactly when `custom_position_ids=True`; "
+                f"got custom_position_ids={self.custom_position_ids} and inputs of type {type(inputs).__name__}"
+            )
+        if not self.custom_position_ids:
+            return inputs, ops.arange(ops.shape(inputs)[1], dtype="int32")[None]
+        return inputs
+
+    def position_embeddings(self, position_ids):
+        """`(batch or 1, seq_len, output_dim)` vectors of the positions."""
+        raise NotImplementedError(f"{type(self).__name__} must define position_embeddings")
+
+    def call(self, inputs):
+        x, position_ids = self.split_inputs(inputs)
+        embeddings = ops.cast(self.position_embeddings(position_ids), self.compute_dtype)
+        if self.merge_mode == "add":
+            return x + embeddings
+        if self.merge_mode == "mul":
+            return x * (embeddings + 1.0)
+        embeddings = ops.broadcast_to(embeddings, (*ops.shape(x)[:2], self.output_dim))
+        if self.merge_mode == "zero":
+            return embeddings
+        return ops.concatenate([x, ops.cast(embeddings, x.dtype)], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        x_shape = input_shape[0] if self.custom_position_ids else input_shape
+        if self.merge_mode != "concat":
+            return (*x_shape[:2], self.output_dim)
+        return (*x_shape[:2], None if x_shape[-1] is None else x_shape[-1] + self.output_dim)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            output_dim=self.output_dim, merge_mode=self.merge_mode, custom_position_ids=self.custom_position_ids
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="b4k3")
+class PositionEmbedding(AbsolutePositionEmbedding):
+    """Learned absolute position embeddings (BERT's), merged into the input.
+
+    `hierarchical` extends a table of `n = input_dim` positions to `n * n` (Su Jianlin's
+    hierarchical decomposition): with `E` the table and `a` the mix,
+    `emb = (E - a * E[0]) / (1 - a)` and position `p` gets `a * emb[p // n] + (1 - a) * emb[p % n]`,
+    which equals `E[p]` for `p < n`: a BERT checkpoint keeps its vectors and reads longer texts.
+
+    Args:
+        input_dim: number of positions in the table (the maximum sequence length).
+        output_dim: size of each position vector.
+        merge_mode: 'add', 'mul', 'zero' or 'concat' (see `AbsolutePositionEmbedding`).
+        hierarchical: None/False (plain table), True (mix 0.4) or the mix as a float in (0, 1).
+        embeddings_initializer: initializer of the table.
+        custom_position_ids: if True, the inputs are `[x, position_ids]`.
+
+    Example:
+        >>> layer = PositionEmbedding(512, 8)
+        >>> layer(np.zeros((2, 10, 8)))  # (2, 10, 8): x plus rows 0..9 of the table
+    """
+
+    def __init__(
+        self,
+        input_dim,
+        output_dim,
+        merge_mode="add",
+        hierarchical=None,
+        embeddings_initializer="zeros",
+        custom_position_ids=False,
+        **kwargs,
+    ):
+        check_positive_int("PositionEmbedding", input_dim=input_dim)
+        is_mix = isinstance(hierarchical, numbers.Real) and 0 < hierarchical < 1
+        if not (hierarchical is None or isinstance(hierarchical, bool) or is_mix):
+            raise ValueError(
+                f"PositionEmbedding: `hierarchical` must be None, True or a float in (0, 1), got {hierarchical!r}"
+            )
+        super().__init__(output_dim, merge_mode, custom_position_ids, **kwargs)
+        self.input_dim = input_dim
+        self.hierarchical = hierarchical
+        self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
+
+    def build(self, input_shape):
+        self.embeddings = self.add_weight(
+            name="embeddings", shape=(self.input_dim, self.output_dim), initializer=self.embeddings_initializer
+        )
+
+    def position_embeddings(self, position_ids):
+        position_ids = ops.cast(position_ids, "int32")
+        table = ops.convert_to_tensor(self.embeddings)
+        if not self.hierarchical:
+            return ops.take(table, position_ids, axis=0)
+        alpha = 0.4 if self.hierarchical is True else self.hierarchical
+        table = (table - alpha * table[:1]) / (1 - alpha)
+        high = ops.take(table, position_ids // self.input_dim, axis=0)
+        low = ops.take(table, position_ids % self.input_dim, axis=0)
+        return alpha * high + (1 - alpha) * low
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            input_dim=self.input_dim,
+            hierarchical=self.hierarchical,
+            embeddings_initializer=keras.initializers.serialize(self.embeddings_initializer),
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="b4k3")
+class SinusoidalPositionEmbedding(AbsolutePositionEmbedding):
+    """The fixed sin/cos position encoding of "Attention is all you need", merged into the input.
+
+    Sines and cosines are interleaved, `[sin(p w_0), cos(p w_0), sin(p w_1), ...]` with
+    `w_i = 10000 ** (-2i / output_dim)`, the layout the "su" RoPE of `GlobalPointer` expects.
+
+    Args:
+        output_dim: size of each position vector (even).
+        merge_mode: 'add', 'mul', 'zero' or 'concat' (see `AbsolutePositionEmbedding`).
+        custom_position_ids: if True, the inputs are `[x, position_ids]`.
+
+    Example:
+        >>> SinusoidalPositionEmbedding(8, merge_mode="zero")(np.zeros((2, 10, 4)))  # (2, 10, 8)
+    """
+
+    def __init__(self, output_dim, merge_mode="add", custom_position_ids=False, **kwargs):
+        check_positive_int("SinusoidalPositionEmbedding", output_dim=output_dim)
+        if output_dim % 2:
+            raise ValueError(f"SinusoidalPositionEmbedding: `output_dim` must be even, got {output_dim}")
+        super().__init__(output_dim, merge_mode, custom_position_ids, **kwargs)
+
+    def position_embeddings(self, position_ids):
+        return sinusoidal_embeddings(ops.cast(position_ids, "float32"), self.output_dim)
+
+
+@keras.saving.register_keras_serializable(package="b4k3")
+class RelativePositionEmbedding(keras.layers.Layer):
+    """Learned relative position embeddings (Shaw et al., 2018), for attention to add.
+
+    Query position `i` and key position `j` get row `clip(j - i, -k, k) + k` of the table, with
+    `k = (input_dim - 1) // 2`. Only the sequence lengths of the inputs are read.
+
+    Args:
+        input_dim: number of rows of the table (relative distances -k..k).
+        output_dim: size of each vector.
+        embeddings_initializer: initializer of the table.
+
+    Call arguments:
+        inputs: `[q, v]`, each `(batch, seq_len, ...)`.
+
+    Returns `(q_len, v_len, output_dim)`; the table has no batch axis and no mask.
+
+    Example:
+        >>> RelativePositionEmbedding(9, 4)([np.zeros((2, 5, 8)), np.zeros((2, 7, 8))])  # (5, 7, 4)
+    """
+
+    def __init__(self, input_dim, output_dim, embeddings_initializer="zeros", **kwargs):
+        check_positive_int(type(self).__name__, input_dim=input_dim, output_dim=output_dim)
+        super().__init__(**kwargs)
+        self.input_dim = input_dim
+        self.output_dim = output_dim
+        self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
+
+    def build(self, input_shape):
+        self.embeddings = self.add_weight(
+            name="embeddings", shape=(self.input_dim, self.output_dim), initializer=self.embeddings_initializer
+        )
+
+    def call(self, inputs):
+        table = ops.cast(self.embeddings, self.compute_dtype)
+        return ops.take(table, self.compute_position_ids(inputs), axis=0)
+
+    @staticmethod
+    def relative_positions(inputs):
+        """`(q_len, v_len)` int32 matrix of `j - i` (key position minus query position)."""
+        q, v = inputs
+        return ops.arange(ops.shape(v)[1], dtype="int32")[None] - ops.arange(ops.shape(q)[1], dtype="int32")[:, None]
+
+    def compute_position_ids(self, inputs):
+        """The table row of each (query, key) pair."""
+        max_position = (self.input_dim - 1) // 2
+        return ops.clip(self.relative_positions(inputs), -max_position, max_position) + max_position
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+    def compute_output_shape(self, input_shape):
+        q_shape, v_shape = input_shape
+        return (q_shape[1], v_shape[1], self.output_dim)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            input_dim=self.input_dim,
+            output_dim=self.output_dim,
+            embeddings_initializer=keras.initializers.serialize(self.embeddings_initializer),
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="b4k3")
+class RelativePositionEmbeddingT5(RelativePositionEmbedding):
+    """T5's bucketed relative position bias (Raffel et al., 2020).
+
+    The distance `j - i` falls in one of `input_dim` buckets, exactly as Hugging Face's
+    `T5Attention._relative_position_bucket` computes them (in float32, as T5 checkpoints were
+    trained): bidirectional uses half the buckets for each direction; in each half, distances below
+    `max_exact = buckets // 2` have a bucket each and longer ones share log-spaced buckets up to
+    `max_distance`, beyond which they all take the last.
+
+    Args:
+        input_dim: number of buckets (T5: 32).
+        output_dim: size of each vector (T5: the number of attention heads).
+        max_distance: distance from which all pairs share the last bucket (T5: 128).
+        bidirectional: True for an encoder, False for a causal decoder (only `j <= i` counts).
+        embeddings_initializer: initializer of the table.
+
+    Example:
+        >>> RelativePositionEmbeddingT5(32, 8)([np.zeros((2, 5, 4)), np.zeros((2, 5, 4))])  # (5, 5, 8)
+    """
+
+    def __init__(
+        self, input_dim, output_dim, max_distance=128, bidirectional=True, embeddings_initializer="zeros", **kwargs
+    ):
+        super().__init__(input_dim, output_dim, embeddings_initializer=embeddings_initializer, **kwargs)
+        check_positive_int("RelativePositionEmbeddingT5", max_distance=max_distance)
+        max_exact = (input_dim // 2 if bidirectional else input_dim) // 2
+        if max_exact < 1:
+            raise ValueError(
+                f"RelativePositionEmbeddingT5: `input_dim` (the number of buckets) must be at least "
+                f"{4 if bidirectional else 2}, got {input_dim}"
+            )
+        if max_distance <= max_exact:
+            raise ValueError(
+                f"RelativePositionEmbeddingT5: `max_distance` must exceed the {max_exact} exact buckets, "
+                f"got {max_distance}"
+            )
+        self.max_distance = max_distance
+        self.bidirectional = bidirectional
+
+    def compute_position_ids(self, inputs):
+        relative = self.relative_positions(inputs)
+        num_buckets = self.input_dim
+        if self.bidirectional:
+            num_buckets //= 2
+            offset = ops.cast(relative > 0, "int32") * num_buckets
+            distance = ops.abs(relative)
+        else:
+            offset = 0
+            distance = ops.maximum(-relative, 0)
+        max_exact = num_buckets // 2
+        # Log-spaced buckets; the maximum keeps log away from 0 where the exact buckets apply anyway.
+        scaled = ops.cast(ops.maximum(distance, max_exact), "float32") / max_exact
+        scaled = ops.log(scaled) / math.log(self.max_distance / max_exact) * (num_buckets - max_exact)
+        large = ops.minimum(max_exact + ops.cast(scaled, "int32"), num_buckets - 1)
+        return offset + ops.where(distance < max_exact, distance, large)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(max_distance=self.max_distance, bidirectional=self.bidirectional)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="b4k3")
+class RotaryEmbedding(keras.layers.Layer):
+    """Rotary position embedding, half-split as in keras-hub and Hugging Face Llama.
+
+    Feature `f` of the first half is paired with feature `f + d/2` (`rotate_half`), and the pair at
+    position `p` turns by the angle `p / scaling_factor * max_wavelength ** (-2f / d)`. The
+    interleaved-pairs ("su") variant is `b4k3_ops.backend.apply_rotary_position_embeddings`.
+
+    Args:
+        max_wavelength: the base of the frequencies.
+        scaling_factor: positions are divided by it (linear position interpolation, HF's
+            `rope_scaling={"type": "linear"}`).
+        sequence_axis: axis of the inputs the positions run along.
+        feature_axis: axis of the inputs that is rotated (even size).
+
+    Call arguments:
+        inputs: a tensor with a sequence and a feature axis, e.g. `(batch, seq_len, heads, dim)`.
+        start_index: position of the first element along the sequence axis: a Python int or a
+            scalar tensor (the cache index of a compiled decode loop).
+
+    Example:
+        >>> rope = RotaryEmbedding()
+        >>> q = rope(np.ones((2, 16, 4, 8)))  # (2, 16, 4, 8)
+        >>> q_next = rope(np.ones((2, 1, 4, 8)), start_index=16)  # the token at position 16
+    """
+
+    def __init__(self, max_wavelength=10000, scaling_factor=1.0, sequence_axis=1, feature_axis=-1, **kwargs):
+        for name, value in (("max_wavelength", max_wavelength), ("scaling_factor", scaling_factor)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or value <= 0:
+                raise ValueError(f"RotaryEmbedding: `{name}` must be a positive number, got {value!r}")
+        super().__init__(**kwargs)
+        self.max_wavelength = max_wavelength
+        self.scaling_factor = scaling_factor
+        self.sequence_axis = sequence_axis
+        self.feature_axis = feature_axis
+
+    def axes(self, rank):
+        """The sequence and feature axes of a `rank`-axis input, as non-negative numbers."""
+        sequence_axis, feature_axis = self.sequence_axis % rank, self.feature_axis % rank
+        if sequence_axis == feature_axis:
+            raise ValueError(
+                f"RotaryEmbedding: `sequence_axis` ({self.sequence_axis}) and `feature_axis` "
+                f"({self.feature_axis}) are the same axis of a {rank}-axis input"
+            )
+        return sequence_axis, feature_axis
+
+    def build(self, input_shape):
+        feature_size = input_shape[self.axes(len(input_shape))[1]]
+        if feature_size is not None and feature_size % 2:
+            raise ValueError(
+                f"RotaryEmbedding: the feature axis (`feature_axis`={self.feature_axis}) must have an even size, "
+                f"got {feature_size}"
+            )
+
+    def call(self, inputs, start_index=0):
+        sequence_axis, feature_axis = self.axes(len(inputs.shape))
+        dim = ops.shape(inputs)[feature_axis]
+        positions = ops.arange(ops.shape(inputs)[sequence_axis], dtype="float32")
+        positions = (positions + ops.cast(start_index, "float32")) / self.scaling_factor
+        inverse_frequencies = 1.0 / ops.power(float(self.max_wavelength), ops.arange(0, dim, 2, dtype="float32") / dim)
+        angles = ops.einsum("i,j->ij", positions, inverse_frequencies)
+        angles = ops.concatenate([angles, angles], axis=-1)  # both halves turn by the same angles
+        if feature_axis < sequence_axis:
+            angles = ops.transpose(angles)
+        angles = align(angles, sorted((sequence_axis, feature_axis)), len(inputs.shape))
+        first, second = ops.split(inputs, 2, axis=feature_axis)
+        rotated = ops.concatenate([-second, first], axis=feature_axis)
+        return inputs * ops.cast(ops.cos(angles), inputs.dtype) + rotated * ops.cast(ops.sin(angles), inputs.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            max_wavelength=self.max_wavelength,
+            scaling_factor=self.scaling_factor,
+            sequence_axis=self.sequence_axis,
+            feature_axis=self.feature_axis,
+        )
+        return config

@@ -1,0 +1,340 @@
+"""Embedding layers against NumPy references written from the math, fp32 tolerance 1e-5 (relative
+and absolute); the T5 buckets also against Hugging Face's own function where transformers is
+installed. The common Keras checks come from `layer_checks.run_layer_test`."""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+from layer_checks import assert_close, run_layer_test, to_numpy
+
+from b4k3_layers.embeddings import (
+    Embedding,
+    PositionEmbedding,
+    RelativePositionEmbedding,
+    RelativePositionEmbeddingT5,
+    RotaryEmbedding,
+    SinusoidalPositionEmbedding,
+)
+
+RNG = np.random.default_rng(0)
+X = RNG.normal(size=(2, 6, 8)).astype("float32")
+CUSTOM_IDS = np.array([[3, 0, 1, 5, 5, 2], [0, 1, 2, 3, 4, 5]], dtype="int32")
+
+
+def recording(factory):
+    """A `make_layer` for `run_layer_test` that keeps the layers it makes (to read their weights)."""
+    made = []
+
+    def make():
+        made.append(factory())
+        return made[-1]
+
+    return make, made
+
+
+def reference_merge(x, positions, merge_mode):
+    """`positions` is `(batch or 1, seq_len, dim)`."""
+    if merge_mode == "add":
+        return x + positions
+    if merge_mode == "mul":
+        return x * (1 + positions)
+    positions = np.broadcast_to(positions, (*x.shape[:2], positions.shape[-1]))
+    return positions if merge_mode == "zero" else np.concatenate([x, positions], axis=-1)
+
+
+def reference_sinusoidal(positions, dim):
+    """`[sin(p w_0), cos(p w_0), sin(p w_1), ...]`, `w_i = 10000 ** (-2i / dim)`."""
+    angles = positions[..., None] * 10000.0 ** (-2 * np.arange(dim // 2) / dim)
+    table = np.empty((*angles.shape[:-1], dim))
+    table[..., 0::2], table[..., 1::2] = np.sin(angles), np.cos(angles)
+    return table
+
+
+# Embedding
+
+
+def test_embedding_looks_up_rows_of_the_table(tmp_path):
+    ids = np.array([[1, 4, 0], [9, 9, 2]], dtype="int32")
+    make, made = recording(lambda: Embedding(10, 4))
+    out = run_layer_test(make, ids, tmp_path)
+    assert_close(out, to_numpy(made[0].embeddings.value)[ids])
+
+
+def test_embedding_dense_mode_is_a_tied_lm_head(tmp_path):
+    """mode='dense' is `x @ E.T`, in eager calls and in a saved and reloaded model."""
+    layer = Embedding(10, 8)
+    layer.build()
+    table = to_numpy(layer.embeddings.value)
+    assert_close(layer(X, mode="dense"), X @ table.T)
+    assert layer.compute_output_shape(X.shape, mode="dense") == (2, 6, 10)
+
+    ids = keras.Input((None,), dtype="int32")
+    model = keras.Model(ids, layer(layer(ids), mode="dense"))
+    token_ids = np.array([[1, 2, 3], [4, 5, 0]], dtype="int32")
+    expected = table[token_ids] @ table.T
+    assert_close(model(token_ids), expected)
+    model.save(tmp_path / "tied.keras")
+    assert_close(keras.saving.load_model(tmp_path / "tied.keras")(token_ids), expected)
+
+
+def test_embedding_mask_keeps_the_first_position_for_a_t5_start_token():
+    layer = Embedding(10, 4, mask_zero=True)
+    ids = np.array([[0, 4, 0, 0], [3, 0, 2, 0]], dtype="int32")
+    expected = np.array([[True, True, False, False], [True, False, True, False]])
+    np.testing.assert_array_equal(to_numpy(layer.compute_mask(ops.convert_to_tensor(ids))), expected)
+
+
+def test_embedding_dense_mode_passes_the_hidden_states_mask_on():
+    mask = ops.convert_to_tensor(np.array([[True] * 6, [True] * 3 + [False] * 3]))
+    for layer in (Embedding(10, 8), Embedding(10, 8, mask_zero=True)):
+        assert layer.compute_mask(ops.convert_to_tensor(X), mask) is mask
+
+
+def test_embedding_rejects_an_unknown_mode():
+    with pytest.raises(ValueError, match="mode"):
+        Embedding(10, 8)(X, mode="reverse")
+
+
+# PositionEmbedding
+
+
+@pytest.mark.parametrize("custom_position_ids", [False, True])
+@pytest.mark.parametrize("merge_mode", ["add", "mul", "zero", "concat"])
+def test_position_embedding_merges_table_rows(merge_mode, custom_position_ids, tmp_path):
+    make, made = recording(
+        lambda: PositionEmbedding(
+            8, 8, merge_mode, embeddings_initializer="uniform", custom_position_ids=custom_position_ids
+        )
+    )
+    inputs = [X, CUSTOM_IDS] if custom_position_ids else X
+    out = run_layer_test(make, inputs, tmp_path)
+    table = to_numpy(made[0].embeddings.value)
+    positions = table[CUSTOM_IDS] if custom_position_ids else table[None, :6]
+    assert_close(out, reference_merge(X, positions, merge_mode))
+
+
+@pytest.mark.parametrize(("hierarchical", "alpha"), [(True, 0.4), (0.25, 0.25)])
+def test_hierarchical_position_embedding_extends_the_table(hierarchical, alpha, tmp_path):
+    """Positions 0..10 from a 4-row table: `a * emb[p // 4] + (1 - a) * emb[p % 4]`."""
+    x = RNG.normal(size=(2, 11, 8)).astype("float32")
+    make, made = recording(lambda: PositionEmbedding(4, 8, hierarchical=hierarchical, embeddings_initializer="uniform"))
+    out = run_layer_test(make, x, tmp_path)
+    table = to_numpy(made[0].embeddings.value).astype("float64")
+    emb = (table - alpha * table[0]) / (1 - alpha)
+    p = np.arange(11)
+    expected = alpha * emb[p // 4] + (1 - alpha) * emb[p % 4]
+    assert_close(out, x + expected[None])
+    assert_close(out[:, :4], x[:, :4] + table[None])  # the first rows are the table itself
+
+
+def test_hierarchical_position_embedding_with_custom_position_ids(tmp_path):
+    ids = np.array([[0, 7, 15, 4, 9, 12]], dtype="int32")
+    make, made = recording(
+        lambda: PositionEmbedding(
+            4, 8, "zero", hierarchical=True, embeddings_initializer="uniform", custom_position_ids=True
+        )
+    )
+    out = run_layer_test(make, [X[:1], ids], tmp_path)
+    table = to_numpy(made[0].embeddings.value).astype("float64")
+    emb = (table - 0.4 * table[0]) / 0.6
+    assert_close(out, 0.4 * emb[ids // 4] + 0.6 * emb[ids % 4])
+
+
+def test_position_embedding_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="merge_mode"):
+        PositionEmbedding(8, 8, merge_mode="sum")
+    with pytest.raises(ValueError, match="hierarchical"):
+        PositionEmbedding(8, 8, hierarchical=1.0)
+    with pytest.raises(ValueError, match="input_dim"):
+        PositionEmbedding(0, 8)
+    with pytest.raises(ValueError, match="output_dim"):
+        PositionEmbedding(8, -1)
+    with pytest.raises(ValueError, match="custom_position_ids"):
+        PositionEmbedding(8, 8, custom_position_ids=True)(X)
+    with pytest.raises(ValueError, match="custom_position_ids"):
+        PositionEmbedding(8, 8)([X, CUSTOM_IDS])
+
+
+# SinusoidalPositionEmbedding
+
+
+@pytest.mark.parametrize("custom_position_ids", [False, True])
+@pytest.mark.parametrize("merge_mode", ["add", "mul", "zero", "concat"])
+def test_sinusoidal_position_embedding_merges_interleaved_sin_cos(merge_mode, custom_position_ids, tmp_path):
+    def make():
+        return SinusoidalPositionEmbedding(8, merge_mode, custom_position_ids=custom_position_ids)
+
+    inputs = [X, CUSTOM_IDS] if custom_position_ids else X
+    out = run_layer_test(make, inputs, tmp_path)
+    positions = CUSTOM_IDS if custom_position_ids else np.arange(6)[None]
+    assert_close(out, reference_merge(X, reference_sinusoidal(positions.astype("float64"), 8), merge_mode))
+
+
+def test_sinusoidal_position_embedding_needs_an_even_output_dim():
+    with pytest.raises(ValueError, match="output_dim"):
+        SinusoidalPositionEmbedding(7)
+    with pytest.raises(ValueError, match="merge_mode"):
+        SinusoidalPositionEmbedding(8, merge_mode="none")
+
+
+# RelativePositionEmbedding
+
+
+def test_relative_position_embedding_clips_key_minus_query(tmp_path):
+    q, v = X[:, :5], RNG.normal(size=(2, 9, 3)).astype("float32")
+    make, made = recording(lambda: RelativePositionEmbedding(7, 4, embeddings_initializer="uniform"))
+    out = run_layer_test(make, [q, v], tmp_path)
+    table = to_numpy(made[0].embeddings.value)
+    i, j = np.arange(5)[:, None], np.arange(9)[None]
+    assert out.shape == (5, 9, 4)
+    assert_close(out, table[np.clip(j - i, -3, 3) + 3])
+
+
+def test_relative_position_embedding_rejects_bad_sizes():
+    with pytest.raises(ValueError, match="input_dim"):
+        RelativePositionEmbedding(0, 4)
+    with pytest.raises(ValueError, match="output_dim"):
+        RelativePositionEmbedding(8, 2.5)
+
+
+# RelativePositionEmbeddingT5
+
+
+def hf_t5_buckets(relative_position, bidirectional, num_buckets, max_distance):
+    """NumPy port of Hugging Face's `T5Attention._relative_position_bucket` (float32 log, as HF)."""
+    buckets = np.zeros_like(relative_position)
+    if bidirectional:
+        num_buckets //= 2
+        buckets += (relative_position > 0).astype(relative_position.dtype) * num_buckets
+        relative_position = np.abs(relative_position)
+    else:
+        relative_position = -np.minimum(relative_position, 0)
+    max_exact = num_buckets // 2
+    is_small = relative_position < max_exact
+    with np.errstate(divide="ignore"):
+        scaled = np.log(relative_position.astype("float32") / np.float32(max_exact))
+    scaled = scaled / np.float32(math.log(max_distance / max_exact)) * np.float32(num_buckets - max_exact)
+    if_large = max_exact + np.where(is_small, 0, scaled).astype(relative_position.dtype)
+    if_large = np.minimum(if_large, num_buckets - 1)
+    return buckets + np.where(is_small, relative_position, if_large)
+
+
+T5_CASES = [
+    # (q_len, v_len, num_buckets, max_distance, bidirectional)
+    (150, 150, 32, 128, True),
+    (150, 150, 32, 128, False),
+    (3, 140, 32, 128, True),
+    (40, 7, 16, 20, False),
+]
+
+
+@pytest.mark.parametrize(("q_len", "v_len", "num_buckets", "max_distance", "bidirectional"), T5_CASES)
+def test_t5_relative_buckets_match_hugging_face_formula(
+    q_len, v_len, num_buckets, max_distance, bidirectional, tmp_path
+):
+    q, v = np.zeros((1, q_len, 2), "float32"), np.zeros((1, v_len, 2), "float32")
+    make, made = recording(
+        lambda: RelativePositionEmbeddingT5(
+            num_buckets, 3, max_distance, bidirectional, embeddings_initializer="uniform"
+        )
+    )
+    out = run_layer_test(make, [q, v], tmp_path)
+    relative = np.arange(v_len)[None] - np.arange(q_len)[:, None]  # key position minus query position
+    expected_buckets = hf_t5_buckets(relative, bidirectional, num_buckets, max_distance)
+    np.testing.assert_array_equal(to_numpy(made[0].compute_position_ids([q, v])), expected_buckets)
+    assert_close(out, to_numpy(made[0].embeddings.value)[expected_buckets])
+
+
+@pytest.mark.parametrize("bidirectional", [True, False])
+def test_t5_relative_buckets_match_hugging_face_itself(bidirectional):
+    modeling_t5 = pytest.importorskip("transformers.models.t5.modeling_t5")
+    torch = pytest.importorskip("torch")
+    relative = np.arange(300)[None] - np.arange(300)[:, None]
+    expected = modeling_t5.T5Attention._relative_position_bucket(
+        torch.tensor(relative), bidirectional=bidirectional, num_buckets=32, max_distance=128
+    ).numpy()
+    layer = RelativePositionEmbeddingT5(32, 4, bidirectional=bidirectional)
+    x = np.zeros((1, 300, 2), "float32")
+    np.testing.assert_array_equal(to_numpy(layer.compute_position_ids([x, x])), expected)
+
+
+def test_t5_relative_position_embedding_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="input_dim"):
+        RelativePositionEmbeddingT5(3, 4)
+    with pytest.raises(ValueError, match="max_distance"):
+        RelativePositionEmbeddingT5(32, 4, max_distance=8)
+
+
+# RotaryEmbedding
+
+
+def reference_rotary(x, start_index=0, max_wavelength=10000.0, scaling_factor=1.0):
+    """HF Llama's rotation, `x` as `(batch, seq_len, ..., dim)`: feature f pairs with f + dim/2."""
+    seq_len, dim = x.shape[1], x.shape[-1]
+    positions = (np.arange(seq_len) + start_index) / scaling_factor
+    angles = positions[:, None] * max_wavelength ** (-np.arange(0, dim, 2) / dim)
+    angles = angles.reshape(seq_len, *[1] * (x.ndim - 3), dim // 2)
+    first, second = x[..., : dim // 2], x[..., dim // 2 :]
+    cos, sin = np.cos(angles), np.sin(angles)
+    return np.concatenate([first * cos - second * sin, second * cos + first * sin], axis=-1)
+
+
+QKV = RNG.normal(size=(2, 7, 3, 8)).astype("float32")
+
+
+@pytest.mark.parametrize(
+    "arguments", [{}, {"max_wavelength": 500, "scaling_factor": 2.0}, {"max_wavelength": 10000, "scaling_factor": 4}]
+)
+def test_rotary_embedding_rotates_half_split_pairs(arguments, tmp_path):
+    out = run_layer_test(lambda: RotaryEmbedding(**arguments), QKV, tmp_path)
+    assert_close(out, reference_rotary(QKV, **arguments))
+
+
+def test_rotary_embedding_with_a_start_index(tmp_path):
+    out = run_layer_test(lambda: RotaryEmbedding(), QKV, tmp_path, call_kwargs={"start_index": 5})
+    assert_close(out, reference_rotary(QKV, start_index=5))
+
+
+def test_rotary_embedding_on_other_axes(tmp_path):
+    """Features on axis 1 and positions on axis 3, the feature axis before the sequence axis."""
+    x = np.transpose(QKV, (0, 3, 2, 1))  # (batch, dim, heads, seq_len)
+    out = run_layer_test(lambda: RotaryEmbedding(sequence_axis=3, feature_axis=1), x, tmp_path)
+    assert_close(out, np.transpose(reference_rotary(QKV), (0, 3, 2, 1)))
+
+
+@pytest.mark.parametrize("as_tensor", [False, True])
+def test_rotary_embedding_cached_decoding_matches_full_sequence(as_tensor):
+    """Position p computed alone with start_index=p is row p of the full-sequence result."""
+    rope = RotaryEmbedding()
+    full = to_numpy(rope(QKV))
+    for p in range(QKV.shape[1]):
+        start_index = ops.convert_to_tensor(p, dtype="int32") if as_tensor else p
+        assert_close(rope(QKV[:, p : p + 1], start_index=start_index), full[:, p : p + 1])
+
+
+def test_rotary_embedding_start_index_inside_a_compiled_loop():
+    """A decode loop (`ops.fori_loop`, traced under JAX) passes the loop counter as start_index."""
+    rope = RotaryEmbedding()
+    batch, seq_len, heads, dim = QKV.shape
+    x = ops.convert_to_tensor(QKV)
+
+    def step(p, out):
+        token = ops.slice(x, (0, p, 0, 0), (batch, 1, heads, dim))
+        return ops.slice_update(out, (0, p, 0, 0), rope(token, start_index=p))
+
+    out = ops.fori_loop(0, seq_len, step, ops.zeros_like(x))
+    assert_close(out, reference_rotary(QKV))
+
+
+def test_rotary_embedding_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="feature_axis"):
+        RotaryEmbedding()(np.zeros((1, 4, 7), "float32"))
+    with pytest.raises(ValueError, match="sequence_axis"):
+        RotaryEmbedding(sequence_axis=2, feature_axis=-1)(np.zeros((1, 4, 8), "float32"))
+    with pytest.raises(ValueError, match="max_wavelength"):
+        RotaryEmbedding(max_wavelength=0)
+    with pytest.raises(ValueError, match="scaling_factor"):
+        RotaryEmbedding(scaling_factor=-1.0)

@@ -1,0 +1,54 @@
+"""enable_lora: one training step changes the LoRA adapters and the norms, nothing else."""
+
+import keras
+import numpy as np
+import pytest
+from layer_checks import to_numpy
+
+from b4k3_layers.attention import MultiHeadAttention
+from b4k3_layers.feed_forward import FeedForward
+from b4k3_layers.lora import enable_lora
+from b4k3_layers.norms import LayerNormalization
+
+
+def tiny_model():
+    tokens = keras.Input((6,), dtype="int32")
+    x = keras.layers.Embedding(20, 16, name="Embedding-Token")(tokens)
+    x = MultiHeadAttention(heads=2, head_size=8, name="Attention")(x)
+    x = LayerNormalization(name="Attention-Norm")(x)
+    x = FeedForward(32, name="FeedForward")(x)
+    logits = keras.layers.Dense(3, name="Classifier")(keras.layers.GlobalAveragePooling1D()(x))
+    return keras.Model(tokens, logits)
+
+
+def values(model):
+    return {w.path: to_numpy(w).copy() for w in model.weights}
+
+
+def test_one_training_step_changes_only_adapters_and_norms():
+    model = tiny_model()
+    adapted = enable_lora(model, rank=2)
+    assert {layer.name for layer in adapted} >= {"Embedding-Token", "q_dense", "o_dense", "i0_dense", "Classifier"}
+    trainable = {w.path for w in model.trainable_weights}
+    assert all("lora" in path or "Norm" in path for path in trainable), trainable
+    assert any("Attention/q_dense/lora" in path for path in trainable), "adapters inside layers train too"
+
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss=loss)
+    before = values(model)
+    rng = np.random.default_rng(0)
+    model.train_on_batch(rng.integers(0, 20, (4, 6)), rng.integers(0, 3, (4,)))
+    changed = {path for path, value in values(model).items() if not np.array_equal(value, before[path])}
+    assert changed, "the step changed nothing"
+    assert changed <= trainable
+    assert any("lora" in path for path in changed)
+
+
+def test_targets_pick_layers_by_name():
+    model = tiny_model()
+    adapted = enable_lora(model, rank=4, alpha=8, targets=["q_dense", "v_dense"])
+    assert sorted(layer.name for layer in adapted) == ["q_dense", "v_dense"]
+    with pytest.raises(ValueError, match="no Dense"):
+        enable_lora(tiny_model(), rank=2, targets=["nothing"])
+    with pytest.raises(ValueError, match="rank"):
+        enable_lora(tiny_model(), rank=0)
