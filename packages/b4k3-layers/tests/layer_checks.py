@@ -46,3 +46,28 @@ def run_layer_test(make_layer, inputs, tmp_path, call_kwargs=None, rtol=1e-5, at
     loaded = keras.saving.load_model(path)
     assert_close(loaded(inputs), to_numpy(output), rtol, atol)
     return to_numpy(output)
+
+
+def randomized(layer, input_shape, seed=1, scale=1.0):
+    """`layer` built for `input_shape` with every weight drawn at random (biases and gains too,
+    which start at zeros and ones), so the math is checked with more than its initial values."""
+    layer.build(input_shape)
+    draw = np.random.default_rng(seed)
+    layer.set_weights([draw.normal(scale=scale, size=w.shape).astype("float32") for w in layer.get_weights()])
+    return layer
+
+
+def weights_of(layer):
+    """The layer's weights as NumPy by path below the layer: `{"gamma": ..., "q_dense/kernel": ...}`."""
+    return {v.path.removeprefix(f"{layer.name}/"): ops.convert_to_numpy(v) for v in layer.weights}
+
+
+def recording(factory):
+    """A `make_layer` for `run_layer_test` that keeps the layers it makes (to read their weights)."""
+    made = []
+
+    def make():
+        made.append(factory())
+        return made[-1]
+
+    return make, made

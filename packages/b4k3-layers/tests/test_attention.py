@@ -5,7 +5,7 @@ a KV cache fed token by token."""
 import keras
 import numpy as np
 import pytest
-from layer_checks import assert_close, run_layer_test, to_numpy
+from layer_checks import assert_close, run_layer_test, to_numpy, weights_of
 
 from b4k3_layers.attention import MultiHeadAttention
 
@@ -47,7 +47,7 @@ def rotate_half_split(x, start=0, base=10000.0):
 
 def reference(layer, q, k, v, key_mask=None, bias=None, rotary=None, relative=None, relative_kind=None, rope_start=0):
     """Attention computed from the layer's weights with NumPy alone."""
-    weights = {w.path.split("/")[-2] + "/" + w.name: keras.ops.convert_to_numpy(w) for w in layer.weights}
+    weights = weights_of(layer)
     heads, query_head, key_size, head_size = layer.heads, layer.query_head, layer.key_size, layer.head_size
 
     def project(name, x, n, size):

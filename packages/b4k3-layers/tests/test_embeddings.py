@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 from keras import ops
-from layer_checks import assert_close, run_layer_test, to_numpy
+from layer_checks import assert_close, recording, run_layer_test, to_numpy
 
 from b4k3_layers.embeddings import (
     Embedding,
@@ -22,17 +22,6 @@ from b4k3_layers.embeddings import (
 RNG = np.random.default_rng(0)
 X = RNG.normal(size=(2, 6, 8)).astype("float32")
 CUSTOM_IDS = np.array([[3, 0, 1, 5, 5, 2], [0, 1, 2, 3, 4, 5]], dtype="int32")
-
-
-def recording(factory):
-    """A `make_layer` for `run_layer_test` that keeps the layers it makes (to read their weights)."""
-    made = []
-
-    def make():
-        made.append(factory())
-        return made[-1]
-
-    return make, made
 
 
 def reference_merge(x, positions, merge_mode):

@@ -6,26 +6,12 @@ import ml_dtypes
 import numpy as np
 import pytest
 from keras import ops
-from layer_checks import assert_close, run_layer_test
+from layer_checks import assert_close, randomized, run_layer_test, weights_of
 
 from b4k3_layers.feed_forward import FeedForward, GemmaFeedForward, LLamaFeedForward
 
 rng = np.random.default_rng(0)
 X = rng.normal(size=(2, 5, 8)).astype("float32")
-
-
-def randomized(layer, input_shape, seed=1):
-    """`layer` built for `input_shape` with every weight drawn at random (biases included, which
-    start at zeros)."""
-    layer.build(input_shape)
-    draw = np.random.default_rng(seed)
-    layer.set_weights([draw.normal(scale=0.5, size=w.shape).astype("float32") for w in layer.get_weights()])
-    return layer
-
-
-def weights_of(layer):
-    """The layer's weights as NumPy, by path below the layer: `{"i0_dense/kernel": ..., ...}`."""
-    return {v.path.removeprefix(f"{layer.name}/"): ops.convert_to_numpy(v) for v in layer.weights}
 
 
 def dense(w, name, x):

@@ -3,7 +3,7 @@
 import keras
 import numpy as np
 import pytest
-from layer_checks import assert_close, run_layer_test, to_numpy
+from layer_checks import assert_close, run_layer_test, weights_of
 
 from b4k3_layers.gated_attention import GatedAttentionUnit
 
@@ -33,7 +33,7 @@ def table(length, dim):
 
 
 def reference(layer, x, key_mask=None, bias=None, rotary=False):
-    w = {v.path.split("/")[-2] + "/" + v.name: to_numpy(v) for v in layer.weights}
+    w = weights_of(layer)
     units, key_size = layer.units, layer.key_size
     value_width = key_size if layer.factorization else units
     h = swish(x @ w["i_dense/kernel"] + w["i_dense/bias"])
@@ -74,7 +74,7 @@ def test_cross_attention_takes_query_key_and_value(tmp_path):
     y = RNG.normal(size=(2, 7, 12)).astype("float32")
     layer = GatedAttentionUnit(units=16, key_size=8, self_attention=False, normalization="softmax")
     out = run_layer_test(lambda: layer, [X, y, y], tmp_path)
-    w = {v.path.split("/")[-2] + "/" + v.name: to_numpy(v) for v in layer.weights}
+    w = weights_of(layer)
     h = swish(X @ w["i_dense/kernel"] + w["i_dense/bias"])
     u, q = h[..., :16], h[..., 16:] * w["q_scaleoffset/gamma"] + w["q_scaleoffset/beta"]
     k = swish(y @ w["k_dense/kernel"] + w["k_dense/bias"]) * w["k_scaleoffset/gamma"] + w["k_scaleoffset/beta"]

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 from keras import ops
-from layer_checks import assert_close, run_layer_test, to_numpy
+from layer_checks import assert_close, recording, run_layer_test, to_numpy
 
 from b4k3_layers.embeddings import Embedding
 from b4k3_layers.global_pointer import EfficientGlobalPointer, GlobalPointer
@@ -15,17 +15,6 @@ MASKED = -1e12  # the finite '-inf' of b4k3_ops.backend.infinity for float32
 HEADS, HEAD_SIZE = 3, 8
 X = np.random.default_rng(0).normal(size=(2, 6, 16)).astype("float32")
 MASK = np.array([[True] * 6, [True] * 4 + [False] * 2])
-
-
-def recording(factory):
-    """A `make_layer` for `run_layer_test` that keeps the layers it makes (to read their weights)."""
-    made = []
-
-    def make():
-        made.append(factory())
-        return made[-1]
-
-    return make, made
 
 
 def dense(layer, x):

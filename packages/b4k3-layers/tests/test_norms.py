@@ -6,7 +6,7 @@ import ml_dtypes
 import numpy as np
 import pytest
 from keras import ops
-from layer_checks import assert_close, run_layer_test
+from layer_checks import assert_close, randomized, run_layer_test, weights_of
 
 from b4k3_layers.norms import GroupNorm, LayerNormalization, LlamaLayerNorm, RMSNormalization, ScaleOffset
 
@@ -14,20 +14,6 @@ MIXED = "mixed_bfloat16"
 rng = np.random.default_rng(0)
 X = rng.normal(size=(2, 5, 8)).astype("float32")
 COND = rng.normal(size=(2, 3)).astype("float32")
-
-
-def randomized(layer, input_shape, seed=1):
-    """`layer` built for `input_shape` with every weight drawn at random, so that the math is
-    checked with more than the initial ones and zeros."""
-    layer.build(input_shape)
-    draw = np.random.default_rng(seed)
-    layer.set_weights([draw.normal(size=w.shape).astype("float32") for w in layer.get_weights()])
-    return layer
-
-
-def weights_of(layer):
-    """The layer's weights as NumPy, by path below the layer: `{"gamma": ..., "beta_dense/kernel": ...}`."""
-    return {v.path.removeprefix(f"{layer.name}/"): ops.convert_to_numpy(v) for v in layer.weights}
 
 
 def rms_normalized(x, epsilon):
