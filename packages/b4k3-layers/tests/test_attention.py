@@ -253,3 +253,12 @@ def test_unknown_position_bias_and_leftover_inputs_are_refused():
         layer(X, p_bias="alibi")
     with pytest.raises(ValueError, match="unused inputs"):
         layer([X, X, X, CAUSAL])
+
+
+def test_mixed_bfloat16_policy_computes_in_bfloat16_with_float32_softmax():
+    layer = make(heads=2, query_head=4, normalization="softmax-fp32", dtype="mixed_bfloat16")
+    out = layer(X, attention_bias=CAUSAL)
+    assert keras.backend.standardize_dtype(out.dtype) == "bfloat16"
+    assert all(keras.backend.standardize_dtype(w.dtype) == "float32" for w in layer.weights)
+    expected = reference(layer, X, X, X, bias=CAUSAL)[0]
+    np.testing.assert_allclose(to_numpy(out).astype("float32"), expected, atol=0.1, rtol=0.05)
