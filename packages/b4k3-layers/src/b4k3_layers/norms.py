@@ -191,8 +191,23 @@ class LayerNormalization(ScaleOffset):
         }
 
 
+class _RMSNorm(keras.layers.Layer):
+    """What the two RMS norms share: `epsilon` (`None` means 1e-6), mask pass-through, shape."""
+
+    def __init__(self, epsilon=1e-6, **kwargs):
+        super().__init__(**kwargs)
+        self.epsilon = 1e-6 if epsilon is None else epsilon
+        self.supports_masking = True
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "epsilon": self.epsilon}
+
+
 @keras.saving.register_keras_serializable(package="b4k3")
-class RMSNormalization(keras.layers.Layer):
+class RMSNormalization(_RMSNorm):
     """Gemma's RMS norm: `x / sqrt(mean(x ** 2) + epsilon) * (1 + scale)`, all in float32.
 
     The whole computation, the trained `scale` (initialised to zeros) included, runs in float32
@@ -208,11 +223,6 @@ class RMSNormalization(keras.layers.Layer):
     ```
     """
 
-    def __init__(self, epsilon=1e-6, **kwargs):
-        super().__init__(**kwargs)
-        self.epsilon = 1e-6 if epsilon is None else epsilon
-        self.supports_masking = True
-
     def build(self, input_shape):
         # Not autocast: read in the variable dtype (float32), not rounded to the compute dtype.
         self.scale = self.add_weight(name="scale", shape=(input_shape[-1],), initializer="zeros", autocast=False)
@@ -221,15 +231,9 @@ class RMSNormalization(keras.layers.Layer):
         normalized = _rms_normalize_in_float32(x, self.epsilon)
         return ops.cast(normalized * (1 + ops.cast(self.scale, "float32")), self.compute_dtype)
 
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self):
-        return {**super().get_config(), "epsilon": self.epsilon}
-
 
 @keras.saving.register_keras_serializable(package="b4k3")
-class LlamaLayerNorm(keras.layers.Layer):
+class LlamaLayerNorm(_RMSNorm):
     """Llama's RMS norm: `x / sqrt(mean(x ** 2) + epsilon)` in float32, cast back, times `scale`.
 
     The normalisation runs in float32 whatever the dtype policy; its result is cast to the compute
@@ -246,22 +250,11 @@ class LlamaLayerNorm(keras.layers.Layer):
     ```
     """
 
-    def __init__(self, epsilon=1e-6, **kwargs):
-        super().__init__(**kwargs)
-        self.epsilon = 1e-6 if epsilon is None else epsilon
-        self.supports_masking = True
-
     def build(self, input_shape):
         self.scale = self.add_weight(name="scale", shape=(input_shape[-1],), initializer="ones")
 
     def call(self, x):
         return ops.cast(_rms_normalize_in_float32(x, self.epsilon), self.compute_dtype) * self.scale
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self):
-        return {**super().get_config(), "epsilon": self.epsilon}
 
 
 @keras.saving.register_keras_serializable(package="b4k3")
