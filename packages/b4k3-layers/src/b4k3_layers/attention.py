@@ -11,8 +11,9 @@ import keras
 
 from b4k3_layers.embeddings import RotaryEmbedding
 from b4k3_layers.input_shapes import as_shape_list
+from b4k3_layers.sublayers import dense_sublayer
 from b4k3_ops import ops
-from b4k3_ops.attention_scores import NORMALIZATIONS
+from b4k3_ops.attention_scores import check_normalization
 from b4k3_ops.backend import align, apply_rotary_position_embeddings, attention_normalize, flash_attention_enabled
 
 GQA_MODES = ("llama", "gemma")
@@ -87,8 +88,7 @@ class MultiHeadAttention(keras.layers.Layer):
         query_head = heads if query_head is None else query_head
         if query_head % heads:
             raise ValueError(f"query_head={query_head} must be a multiple of heads={heads} (the key/value heads)")
-        if normalization not in NORMALIZATIONS:
-            raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
+        check_normalization(normalization)
         if rope_mode not in ROPE_MODES:
             raise ValueError(f"rope_mode must be one of {ROPE_MODES}, got {rope_mode!r}")
         if GQA_mode not in (*GQA_MODES, None, False):
@@ -152,11 +152,8 @@ class MultiHeadAttention(keras.layers.Layer):
             self.o_dense = self._dense("o_dense", out_dim, self.o_bias, o_input)
 
     def _dense(self, name, units, use_bias, input_shape):
-        dense = keras.layers.Dense(
-            units, use_bias=use_bias, kernel_initializer=self.kernel_initializer, name=name, dtype=self.dtype_policy
-        )
-        dense.build(input_shape)
-        return dense
+        initializer = self.kernel_initializer
+        return dense_sublayer(self, name, units, input_shape, use_bias=use_bias, kernel_initializer=initializer)
 
     def _einsum_dense(self, name, equation, output_shape, bias_axes, input_shape):
         dense = keras.layers.EinsumDense(

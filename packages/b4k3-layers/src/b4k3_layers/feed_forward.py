@@ -5,6 +5,7 @@ import numbers
 
 import keras
 
+from b4k3_layers.sublayers import dense_sublayer
 from b4k3_ops import ops
 
 
@@ -65,15 +66,14 @@ class FeedForward(keras.layers.Layer):
         setattr(self, output_name, self._dense(input_shape[-1], output_name, hidden_shape))
 
     def _dense(self, units, name, input_shape):
-        dense = keras.layers.Dense(
+        return dense_sublayer(
+            self,
+            name.lstrip("_"),
             units,
+            input_shape,
             use_bias=self.use_bias,
             kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
-            dtype=self.dtype_policy,
-            name=name.lstrip("_"),
         )
-        dense.build(input_shape)
-        return dense
 
     def call(self, inputs):
         input_names, output_name = self._dense_names()

@@ -6,8 +6,9 @@ import keras
 
 from b4k3_layers.input_shapes import as_shape_list
 from b4k3_layers.norms import ScaleOffset
+from b4k3_layers.sublayers import dense_sublayer
 from b4k3_ops import ops
-from b4k3_ops.attention_scores import NORMALIZATIONS
+from b4k3_ops.attention_scores import check_normalization
 from b4k3_ops.backend import apply_rotary_position_embeddings, attention_normalize
 
 
@@ -52,8 +53,7 @@ class GatedAttentionUnit(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if normalization not in NORMALIZATIONS:
-            raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
+        check_normalization(normalization)
         self.units = units
         self.key_size = key_size
         self.activation = keras.activations.get(activation)
@@ -87,16 +87,15 @@ class GatedAttentionUnit(keras.layers.Layer):
         self.o_dense = self._dense("o_dense", q_shape[-1], (*q_shape[:-1], self.units))
 
     def _dense(self, name, units, input_shape, activation=None):
-        dense = keras.layers.Dense(
+        return dense_sublayer(
+            self,
+            name,
             units,
-            activation=activation,
+            input_shape,
             use_bias=self.use_bias,
             kernel_initializer=self.kernel_initializer,
-            name=name,
-            dtype=self.dtype_policy,
+            activation=activation,
         )
-        dense.build(input_shape)
-        return dense
 
     def call(self, inputs, mask=None, a_bias=None, p_bias=None, training=None):
         if p_bias not in (None, "rotary"):

@@ -4,6 +4,7 @@ per (start, end) pair and entity type (Su Jianlin, https://kexue.fm/archives/837
 import keras
 
 from b4k3_layers.embeddings import check_positive_int
+from b4k3_layers.sublayers import dense_sublayer
 from b4k3_ops import ops
 from b4k3_ops.backend import apply_rotary_position_embeddings, sequence_masking, sinusoidal_embeddings
 
@@ -51,18 +52,13 @@ class GlobalPointer(keras.layers.Layer):
         self.tril_mask = tril_mask
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
 
-    def dense_layer(self, units, name):
-        return keras.layers.Dense(
-            units,
-            use_bias=self.use_bias,
-            kernel_initializer=self.kernel_initializer,
-            dtype=self.dtype_policy,
-            name=name,
+    def dense_layer(self, units, name, input_shape):
+        return dense_sublayer(
+            self, name, units, input_shape, use_bias=self.use_bias, kernel_initializer=self.kernel_initializer
         )
 
     def build(self, input_shape):
-        self.dense = self.dense_layer(self.heads * self.head_size * 2, "dense")
-        self.dense.build(input_shape)
+        self.dense = self.dense_layer(self.heads * self.head_size * 2, "dense", input_shape)
 
     def rotate(self, q, k):
         """q and k, `(batch, seq_len, ..., head_size)`, rotated by their positions if `RoPE`."""
@@ -122,10 +118,8 @@ class EfficientGlobalPointer(GlobalPointer):
     """
 
     def build(self, input_shape):
-        self.p_dense = self.dense_layer(self.head_size * 2, "p_dense")
-        self.p_dense.build(input_shape)
-        self.q_dense = self.dense_layer(self.heads * 2, "q_dense")
-        self.q_dense.build((*input_shape[:-1], self.head_size * 2))
+        self.p_dense = self.dense_layer(self.head_size * 2, "p_dense", input_shape)
+        self.q_dense = self.dense_layer(self.heads * 2, "q_dense", (*input_shape[:-1], self.head_size * 2))
 
     def span_logits(self, inputs):
         features = self.p_dense(inputs)

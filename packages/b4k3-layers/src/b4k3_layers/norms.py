@@ -5,6 +5,7 @@ import numbers
 
 import keras
 
+from b4k3_layers.sublayers import dense_sublayer
 from b4k3_ops import ops
 from b4k3_ops.backend import align
 
@@ -95,16 +96,10 @@ class ScaleOffset(keras.layers.Layer):
             self.gamma_dense = self._dense(dim, "gamma_dense", cond_shape, initializer="zeros")
 
     def _dense(self, units, name, input_shape, activation=None, initializer=None):
-        dense = keras.layers.Dense(
-            units,
-            activation=activation,
-            use_bias=False,
-            kernel_initializer=initializer or keras.initializers.serialize(self.hidden_initializer),
-            dtype=self.dtype_policy,
-            name=name,
+        initializer = initializer or keras.initializers.serialize(self.hidden_initializer)
+        return dense_sublayer(
+            self, name, units, input_shape, use_bias=False, kernel_initializer=initializer, activation=activation
         )
-        dense.build(input_shape)
-        return dense
 
     def call(self, inputs):
         return self._scale_offset(*self._split(inputs))

@@ -10,6 +10,12 @@ from b4k3_ops.numerics import as_tensor
 NORMALIZATIONS = ("softmax", "softmax-fp32", "softmax_plus", "squared_relu")
 
 
+def check_normalization(method):
+    """Raises a ValueError naming `normalization` unless `method` is one of NORMALIZATIONS."""
+    if method not in NORMALIZATIONS:
+        raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {method!r}")
+
+
 def attention_normalize(a, mask=None, axis=-1, method="softmax", bias=None):
     """Attention weights from logits `a` (`(batch, heads, q_len, k_len)`), keys masked by `mask`.
 
@@ -22,8 +28,7 @@ def attention_normalize(a, mask=None, axis=-1, method="softmax", bias=None):
             (softmax of `a * log(max(n, 16)) / log(512)`, entropy-invariant).
         bias: an additive bias for `a`, or a bool mask ANDed with `mask` (e.g. causal).
     """
-    if method not in NORMALIZATIONS:
-        raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {method!r}")
+    check_normalization(method)
     a = as_tensor(a)
     if method in ("softmax", "softmax-fp32"):
         dtype = a.dtype
