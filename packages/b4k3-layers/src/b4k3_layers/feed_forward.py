@@ -9,8 +9,9 @@ from b4k3_layers.sublayers import dense_sublayer
 from b4k3_ops import ops
 
 
-def _gelu_tanh(x):
-    """GELU with the tanh approximation (Gemma's `gelu_pytorch_tanh`)."""
+@keras.saving.register_keras_serializable(package="b4k3")
+def gelu_tanh(x):
+    """GELU with the tanh approximation (Hugging Face's `gelu_new` / `gelu_pytorch_tanh`)."""
     return ops.gelu(x, approximate=True)
 
 
@@ -117,7 +118,7 @@ class GemmaFeedForward(FeedForward):
     """
 
     def __init__(self, units, use_bias=True, kernel_initializer="glorot_uniform", **kwargs):
-        super().__init__(units, [_gelu_tanh, "linear"], use_bias, kernel_initializer, **kwargs)
+        super().__init__(units, [gelu_tanh, "linear"], use_bias, kernel_initializer, **kwargs)
 
     def get_config(self):
         config = super().get_config()

@@ -1,3 +1,36 @@
 """Transformer model families for b4k3 and the readers of their pretrained checkpoints."""
 
+from b4k3_models.bert import BERT
+from b4k3_models.build import build_transformer_model
+from b4k3_models.checkpoints import DictCheckpoint, SafetensorsCheckpoint, TFCheckpoint, open_checkpoint
+from b4k3_models.keras_weights import load_keras_weights
+from b4k3_models.language_models import (
+    LM_Mask,
+    UniLM_Mask,
+    extend_with_language_model,
+    extend_with_unified_language_model,
+)
+from b4k3_models.registry import MODELS
+from b4k3_models.transformer import Transformer
+from b4k3_models.weight_maps import CheckpointMismatchError, CheckpointMismatchWarning, Weight
+
 __version__ = "0.1.0"
+
+__all__ = [
+    "BERT",
+    "MODELS",
+    "CheckpointMismatchError",
+    "CheckpointMismatchWarning",
+    "DictCheckpoint",
+    "LM_Mask",
+    "SafetensorsCheckpoint",
+    "TFCheckpoint",
+    "Transformer",
+    "UniLM_Mask",
+    "Weight",
+    "build_transformer_model",
+    "extend_with_language_model",
+    "extend_with_unified_language_model",
+    "load_keras_weights",
+    "open_checkpoint",
+]

@@ -1,0 +1,91 @@
+"""The masks a model computes from its inputs: padding, causal (language model) and UniLM, and the
+sum of attention logits that residual attention (RealFormer) passes from layer to layer."""
+
+import keras
+
+from b4k3_ops import ops
+from b4k3_ops.numerics import infinity
+
+
+@keras.saving.register_keras_serializable(package="b4k3")
+class PaddingMask(keras.layers.Layer):
+    """`(batch, len)` bool mask of the real tokens: ids other than `pad_token_id`.
+
+    The first position always counts as real, as `Embedding(mask_zero=True)` has it in bert4keras
+    (a decoder may start from the pad id).
+    """
+
+    def __init__(self, pad_token_id=0, **kwargs):
+        super().__init__(**kwargs)
+        self.pad_token_id = pad_token_id
+
+    def call(self, token_ids):
+        real = ops.not_equal(token_ids, self.pad_token_id)
+        return ops.concatenate([ops.ones_like(real[:, :1]), real[:, 1:]], axis=1)
+
+    def compute_output_spec(self, token_ids):
+        return keras.KerasTensor(token_ids.shape, dtype="bool")
+
+    def get_config(self):
+        return {**super().get_config(), "pad_token_id": self.pad_token_id}
+
+
+@keras.saving.register_keras_serializable(package="b4k3")
+class CausalMask(keras.layers.Layer):
+    """`(len, len)` bool mask: position `i` attends to positions `j <= i` (a language model)."""
+
+    def call(self, token_ids):
+        positions = ops.arange(ops.shape(token_ids)[1])
+        return positions[None, :] <= positions[:, None]
+
+    def compute_output_spec(self, token_ids):
+        length = token_ids.shape[1]
+        return keras.KerasTensor((length, length), dtype="bool")
+
+
+@keras.saving.register_keras_serializable(package="b4k3")
+class UniLMMask(keras.layers.Layer):
+    """`(batch, len, len)` bool mask of UniLM (https://arxiv.org/abs/1905.03197) from segment ids.
+
+    The source (segment 0) attends to itself both ways, the target (segment 1) to the source and
+    causally to itself: with `c = cumsum(segment_ids)`, `i` attends to `j` when `c[j] <= c[i]`.
+    With `segment_attention=True` the rule is `segment[j] <= segment[i]` instead (every target
+    token sees the whole target).
+    """
+
+    def __init__(self, segment_attention=False, **kwargs):
+        super().__init__(**kwargs)
+        self.segment_attention = segment_attention
+
+    def call(self, segment_ids):
+        counts = ops.cast(segment_ids, "int32")
+        if not self.segment_attention:
+            counts = ops.cumsum(counts, axis=1)
+        return counts[:, None, :] <= counts[:, :, None]
+
+    def compute_output_spec(self, segment_ids):
+        batch, length = segment_ids.shape
+        return keras.KerasTensor((batch, length, length), dtype="bool")
+
+    def get_config(self):
+        return {**super().get_config(), "segment_attention": self.segment_attention}
+
+
+@keras.saving.register_keras_serializable(package="b4k3")
+class ResidualAttentionBias(keras.layers.Layer):
+    """The attention bias of a RealFormer layer, from `[scores]` or `[scores, bias]`: the previous
+    layer's logits plus the model's own bias (a bool mask becomes 0 where allowed and a large
+    negative value where not)."""
+
+    def call(self, inputs):
+        scores, bias = inputs if len(inputs) == 2 else (inputs[0], None)
+        if bias is None:
+            return scores
+        if keras.backend.standardize_dtype(bias.dtype) == "bool":
+            bias = ops.where(bias, 0.0, -infinity(scores.dtype))
+        if len(bias.shape) == 3:
+            bias = bias[:, None]
+        return scores + ops.cast(bias, scores.dtype)
+
+    def compute_output_spec(self, inputs):
+        return keras.KerasTensor(inputs[0].shape, dtype=inputs[0].dtype)

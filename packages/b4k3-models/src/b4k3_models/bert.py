@@ -1,0 +1,312 @@
+"""BERT and RoBERTa (`bert4keras3.models.BERT`): the post-norm encoder, its pooler, NSP and MLM
+heads, and its checkpoint name maps (Google's TF names, Hugging Face's BERT and RoBERTa names)."""
+
+import keras
+
+from b4k3_layers import Embedding, FeedForward, MultiHeadAttention, PositionEmbedding, ScaleOffset
+from b4k3_models.checkpoint_names import GOOGLE_NAMES, HF_NAMES, hf_base_prefix
+from b4k3_models.hf_configs import hf_activation, reject_unsupported
+from b4k3_models.transformer import Transformer
+from b4k3_models.weight_maps import Weight, transposed
+
+
+def first_token(x):
+    """The hidden state of each sequence's first token ([CLS])."""
+    return x[:, 0]
+
+
+class BERT(Transformer):
+    """BERT (and RoBERTa, the same network): embeddings, post-norm blocks, optional heads.
+
+    Args:
+        max_position: number of learned positions (the longest sequence).
+        segment_vocab_size: number of segment (token type) ids; 0 for no segment input.
+        with_pool: add the pooler on the first token: True (tanh), 'linear' or an activation.
+        with_nsp: add next-sentence prediction on the pooler (implies `with_pool`): True
+            (softmax probabilities), 'linear' (logits) or an activation.
+        with_mlm: add the masked-LM head, tied to the token embeddings: True (softmax), 'linear'
+            (logits) or an activation.
+        hierarchical_position: extend the positions hierarchically (True, or the mix in (0, 1)).
+        custom_position_ids: take position ids as a third input instead of counting.
+        shared_segment_embeddings: segment ids share the token embedding matrix.
+        layer_norm_eps: epsilon of every layer normalization (BERT 1e-12, RoBERTa 1e-5).
+        checkpoint_position_offset: the row of the checkpoint's position table that position 0
+            reads (Hugging Face RoBERTa: `pad_token_id + 1`); the rows before it are not loaded.
+        **kwargs: the arguments of `Transformer`.
+
+    Outputs: the sequence output when no head is asked for; with heads, only the heads' outputs
+    (one bare, several as a list in the order pool/NSP, MLM), as in bert4keras.
+    """
+
+    def __init__(
+        self,
+        max_position,
+        segment_vocab_size=2,
+        with_pool=False,
+        with_nsp=False,
+        with_mlm=False,
+        hierarchical_position=None,
+        custom_position_ids=False,
+        shared_segment_embeddings=False,
+        layer_norm_eps=1e-12,
+        checkpoint_position_offset=0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.max_position = max_position
+        self.segment_vocab_size = segment_vocab_size
+        self.with_pool = with_pool or bool(with_nsp)
+        self.with_nsp = with_nsp
+        self.with_mlm = with_mlm
+        self.hierarchical_position = hierarchical_position
+        self.custom_position_ids = custom_position_ids
+        self.shared_segment_embeddings = shared_segment_embeddings
+        self.layer_norm_eps = layer_norm_eps
+        self.checkpoint_position_offset = checkpoint_position_offset
+
+    def get_inputs(self):
+        """Token ids, then segment ids (if `segment_vocab_size > 0`), then position ids (if
+        `custom_position_ids`), each `(batch, sequence_length)` int32."""
+        shape = (self.sequence_length,)
+        inputs = [keras.Input(shape=shape, dtype="int32", name=self.prefixed("Input-Token"))]
+        if self.segment_vocab_size > 0:
+            inputs.append(keras.Input(shape=shape, dtype="int32", name=self.prefixed("Input-Segment")))
+        if self.custom_position_ids:
+            inputs.append(keras.Input(shape=shape, dtype="int32", name=self.prefixed("Input-Position")))
+        return inputs
+
+    def apply_embeddings(self, inputs):
+        inputs = list(inputs)
+        token_ids = inputs.pop(0)
+        segment_ids = inputs.pop(0) if self.segment_vocab_size > 0 else None
+        position_ids = inputs.pop(0) if self.custom_position_ids else None
+        self.compute_padding_mask(token_ids)
+
+        x = self.apply(
+            token_ids,
+            Embedding,
+            input_dim=self.vocab_size,
+            output_dim=self.embedding_size,
+            embeddings_initializer=self.initializer,
+            mask_zero=self.pad_token_id == 0,
+            name="Embedding-Token",
+        )
+        if segment_ids is not None:
+            s = self.apply(
+                segment_ids,
+                Embedding,
+                input_dim=self.segment_vocab_size,
+                output_dim=self.embedding_size,
+                embeddings_initializer=self.initializer,
+                name="Embedding-Token" if self.shared_segment_embeddings else "Embedding-Segment",
+            )
+            x = self.apply([x, s], keras.layers.Add, name="Embedding-Token-Segment")
+        x = self.apply(
+            self.simplify([x, position_ids]),
+            PositionEmbedding,
+            input_dim=self.max_position,
+            output_dim=self.embedding_size,
+            merge_mode="add",
+            hierarchical=self.hierarchical_position,
+            embeddings_initializer=self.initializer,
+            custom_position_ids=self.custom_position_ids,
+            name="Embedding-Position",
+        )
+        x = self.apply_layer_norm(x, "Embedding-Norm", epsilon=self.layer_norm_eps)
+        x = self.apply(x, keras.layers.Dropout, rate=self.dropout_rate, name="Embedding-Dropout")
+        if self.embedding_size != self.hidden_size:
+            x = self.apply(
+                x,
+                keras.layers.Dense,
+                units=self.hidden_size,
+                kernel_initializer=self.initializer,
+                name="Embedding-Mapping",
+            )
+        return x
+
+    def apply_main_layers(self, inputs, index):
+        """One post-norm block: attention, dropout, add, norm; feed-forward, dropout, add, norm."""
+        attention_name = f"Transformer-{index}-MultiHeadSelfAttention"
+        feed_forward_name = f"Transformer-{index}-FeedForward"
+        x = self.apply(
+            inputs,
+            MultiHeadAttention,
+            arguments={"key_mask": self.padding_mask, "attention_bias": self.compute_attention_bias(index)},
+            heads=self.num_attention_heads,
+            head_size=self.attention_head_size,
+            out_dim=self.hidden_size,
+            key_size=self.attention_key_size,
+            attention_dropout=self.attention_dropout_rate,
+            kernel_initializer=self.initializer,
+            o_bias=self.o_bias,
+            query_head=self.query_head,
+            name=attention_name,
+        )
+        x = self.apply_residual(inputs, x, attention_name)
+        y = self.apply(
+            x,
+            FeedForward,
+            units=self.intermediate_size,
+            activation=self.hidden_act,
+            kernel_initializer=self.initializer,
+            name=feed_forward_name,
+        )
+        return self.apply_residual(x, y, feed_forward_name)
+
+    def apply_residual(self, inputs, outputs, name):
+        """Dropout on a sublayer's output, the residual sum, then the layer norm (post-norm)."""
+        outputs = self.apply(outputs, keras.layers.Dropout, rate=self.dropout_rate, name=f"{name}-Dropout")
+        outputs = self.apply([inputs, outputs], keras.layers.Add, name=f"{name}-Add")
+        return self.apply_layer_norm(outputs, f"{name}-Norm", epsilon=self.layer_norm_eps)
+
+    def apply_final_layers(self, inputs):
+        outputs = [inputs]
+        if self.with_pool:
+            x = self.apply(inputs, keras.layers.Lambda, function=first_token, name="Pooler")
+            x = self.apply(
+                x,
+                keras.layers.Dense,
+                units=self.hidden_size,
+                activation="tanh" if self.with_pool is True else self.with_pool,
+                kernel_initializer=self.initializer,
+                name="Pooler-Dense",
+            )
+            if self.with_nsp:
+                x = self.apply(
+                    x,
+                    keras.layers.Dense,
+                    units=2,
+                    activation="softmax" if self.with_nsp is True else self.with_nsp,
+                    kernel_initializer=self.initializer,
+                    name="NSP-Proba",
+                )
+            outputs.append(x)
+        if self.with_mlm:
+            x = self.apply(
+                inputs,
+                keras.layers.Dense,
+                units=self.embedding_size,
+                activation=self.hidden_act,
+                kernel_initializer=self.initializer,
+                name="MLM-Dense",
+            )
+            x = self.apply_layer_norm(x, "MLM-Norm", epsilon=self.layer_norm_eps)
+            x = self.apply(x, Embedding, arguments={"mode": "dense"}, name="Embedding-Token")
+            x = self.apply(x, ScaleOffset, scale=False, name="MLM-Bias")
+            activation = "softmax" if self.with_mlm is True else self.with_mlm
+            x = self.apply(x, keras.layers.Activation, activation=activation, name="MLM-Activation")
+            outputs.append(x)
+        if len(outputs) == 1:
+            return outputs[0]
+        return outputs[1] if len(outputs) == 2 else outputs[1:]
+
+    def variable_mapping(self, checkpoint):
+        """Google's names for TF checkpoints and dicts; Hugging Face's (BERT or RoBERTa) for
+        safetensors directories."""
+        if checkpoint.format == "hf":
+            return self._hf_mapping(checkpoint)
+        names = GOOGLE_NAMES
+        mapping = self._encoder_mapping(names, "bert/embeddings", "bert/encoder/layer_{}", "bert/pooler/dense")
+        mapping["Embedding-Mapping"] = names.dense("bert/encoder/embedding_hidden_mapping_in")
+        mapping.update(
+            {
+                "NSP-Proba": {
+                    "kernel": Weight("cls/seq_relationship/output_weights", transposed),
+                    "bias": Weight("cls/seq_relationship/output_bias"),
+                },
+                "MLM-Dense": names.dense("cls/predictions/transform/dense"),
+                "MLM-Norm": names.norm("cls/predictions/transform/LayerNorm"),
+                "MLM-Bias": {"beta": Weight("cls/predictions/output_bias", self.load_embeddings)},
+            }
+        )
+        return mapping
+
+    def _hf_mapping(self, checkpoint):
+        names = HF_NAMES
+        base = hf_base_prefix(checkpoint, ("bert.", "roberta."))
+        mapping = self._encoder_mapping(names, f"{base}embeddings", f"{base}encoder.layer.{{}}", f"{base}pooler.dense")
+        mapping["NSP-Proba"] = names.dense("cls.seq_relationship")
+        mlm = self._hf_mlm_scope(checkpoint)
+        mapping.update(
+            {
+                "MLM-Dense": names.dense(f"{mlm}.dense" if mlm == "lm_head" else f"{mlm}.transform.dense"),
+                "MLM-Norm": names.norm(f"{mlm}.layer_norm" if mlm == "lm_head" else f"{mlm}.transform.LayerNorm"),
+                "MLM-Bias": {"beta": Weight(f"{mlm}.bias", self.load_embeddings)},
+            }
+        )
+        return mapping
+
+    @staticmethod
+    def _hf_mlm_scope(checkpoint):
+        """RoBERTa's checkpoints keep the MLM head under `lm_head`, BERT's under `cls.predictions`."""
+        return "lm_head" if any(key.startswith("lm_head.") for key in checkpoint) else "cls.predictions"
+
+    def known_extra_keys(self, checkpoint):
+        """The MLM output matrix and bias, which BERT ties to the token embeddings and MLM bias."""
+        if checkpoint.format != "hf":
+            return []
+        scope = self._hf_mlm_scope(checkpoint)
+        return [f"{scope}.decoder.weight", f"{scope}.decoder.bias"]
+
+    def _encoder_mapping(self, names, embeddings, layer, pooler):
+        """The map of the embeddings, the blocks and the pooler, in either naming."""
+        offset = self.checkpoint_position_offset
+        mapping = {
+            "Embedding-Token": {
+                "embeddings": Weight(names.table(f"{embeddings}{names.sep}word_embeddings"), self.load_embeddings)
+            },
+            "Embedding-Segment": {
+                "embeddings": Weight(names.table(f"{embeddings}{names.sep}token_type_embeddings"))
+            },
+            "Embedding-Position": {
+                "embeddings": Weight(
+                    names.table(f"{embeddings}{names.sep}position_embeddings"), lambda table: table[offset:]
+                )
+            },
+            "Embedding-Norm": names.norm(f"{embeddings}{names.sep}LayerNorm"),
+            "Pooler-Dense": names.dense(pooler),
+        }
+        for index in range(self.num_hidden_layers):
+            scope = names.scope(layer.format(index))
+            attention = f"Transformer-{index}-MultiHeadSelfAttention"
+            feed_forward = f"Transformer-{index}-FeedForward"
+            mapping[attention] = names.attention(
+                scope("attention/self/query"),
+                scope("attention/self/key"),
+                scope("attention/self/value"),
+                scope("attention/output/dense"),
+            )
+            mapping[f"{attention}-Norm"] = names.norm(scope("attention/output/LayerNorm"))
+            mapping[feed_forward] = names.feed_forward([scope("intermediate/dense")], scope("output/dense"))
+            mapping[f"{feed_forward}-Norm"] = names.norm(scope("output/LayerNorm"))
+        return mapping
+
+
+def bert_config_from_hf(hf_config):
+    """b4k3 `BERT` arguments from a Hugging Face `BertConfig` / `RobertaConfig` dict."""
+    reject_unsupported(
+        hf_config,
+        position_embedding_type=("absolute", None),
+        is_decoder=(False, None),
+        add_cross_attention=(False, None),
+    )
+    config = {
+        "vocab_size": hf_config["vocab_size"],
+        "hidden_size": hf_config["hidden_size"],
+        "num_hidden_layers": hf_config["num_hidden_layers"],
+        "num_attention_heads": hf_config["num_attention_heads"],
+        "intermediate_size": hf_config["intermediate_size"],
+        "hidden_act": hf_activation(hf_config.get("hidden_act", "gelu")),
+        "max_position": hf_config.get("max_position_embeddings", 512),
+        "segment_vocab_size": hf_config.get("type_vocab_size", 2),
+        "dropout_rate": hf_config.get("hidden_dropout_prob"),
+        "attention_dropout_rate": hf_config.get("attention_probs_dropout_prob"),
+        "layer_norm_eps": hf_config.get("layer_norm_eps", 1e-12),
+        "pad_token_id": hf_config.get("pad_token_id", 0),
+    }
+    if hf_config.get("model_type") in ("roberta", "xlm-roberta", "camembert"):
+        # RoBERTa numbers positions from pad_token_id + 1; the rows before are never used.
+        offset = config["pad_token_id"] + 1
+        config["checkpoint_position_offset"] = offset
+        config["max_position"] -= offset
+    return config

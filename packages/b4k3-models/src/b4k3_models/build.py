@@ -1,0 +1,138 @@
+"""`build_transformer_model`: one call from a config and a checkpoint to a loaded Keras model."""
+
+import inspect
+import pathlib
+
+from b4k3_layers import enable_lora
+from b4k3_models.hf_configs import is_hf_config, read_config
+from b4k3_models.keras_weights import load_keras_weights
+from b4k3_models.language_models import extend_with_language_model, extend_with_unified_language_model
+from b4k3_models.registry import lookup_model, translate_hf_config
+from b4k3_ops.switches import lora_enabled
+
+BUILD_PARAMETERS = (
+    "layer_norm_cond",
+    "layer_norm_cond_hidden_size",
+    "layer_norm_cond_hidden_act",
+    "additional_input_layers",
+)
+APPLICATIONS = {"encoder": None, "lm": extend_with_language_model, "unilm": extend_with_unified_language_model}
+# bert4keras config keys that name an argument differently: argument -> (config key, default)
+BERT4KERAS_ALIASES = {
+    "max_position": ("max_position_embeddings", 512),
+    "dropout_rate": ("hidden_dropout_prob", None),
+    "attention_dropout_rate": ("attention_probs_dropout_prob", None),
+    "segment_vocab_size": ("type_vocab_size", 2),
+}
+
+
+class _DefaultModel(str):
+    """The default `model='bert'`, told apart from an explicit 'bert' so that a Hugging Face
+    config's `model_type` can choose the family when the caller did not."""
+
+
+DEFAULT_MODEL = _DefaultModel("bert")
+
+
+def build_transformer_model(
+    config_path=None,
+    checkpoint_path=None,
+    model=DEFAULT_MODEL,
+    application="encoder",
+    return_keras_model=True,
+    keras_weights_path=None,
+    version=None,
+    **kwargs,
+):
+    """Builds a model family from a config and loads its weights (`bert4keras3.models.build_transformer_model`).
+
+    Args:
+        config_path: a bert4keras / Google `config.json`, or a Hugging Face one (translated).
+            Default: the `config.json` of `checkpoint_path` when that is a Hugging Face directory.
+        checkpoint_path: a Google TF checkpoint prefix (`.../bert_model.ckpt`), a Hugging Face
+            directory (`config.json` + safetensors, sharded or not), or a `{name: array}` dict.
+        model: the family name (see `b4k3_models.registry.MODELS`) or a `Transformer` subclass.
+            Default 'bert', or what a Hugging Face config's `model_type` says.
+        application: 'encoder', 'lm' (causal mask) or 'unilm' (UniLM mask).
+        return_keras_model: return the `keras.Model` (default) or the `Transformer` object.
+        keras_weights_path: a Keras `.weights.h5` file saved from the same model.
+        version: the T5 version ('t5.1.0', 't5.1.1', 'mt5.1.1'); only for families that have one.
+        **kwargs: arguments of the family class (they override the config) and of `build()`.
+
+    A checkpoint or weights file that does not fit raises `CheckpointMismatchError` listing every
+    offending key and shape, unless `ignore_invalid_weights=True`. With `ENABLE_LORA=1`, LoRA
+    adapters of rank `attention_head_size` are added (before the checkpoint is read) and only
+    they and the norms train.
+    """
+    if config_path is None and _is_directory(checkpoint_path):
+        config_path = pathlib.Path(checkpoint_path) / "config.json"
+    configs = read_config(config_path) if config_path is not None else {}
+    if is_hf_config(configs):
+        hf_model, configs = translate_hf_config(configs)
+        if model is DEFAULT_MODEL:
+            model = hf_model
+    family = lookup_model(model)
+    if application not in APPLICATIONS:
+        raise ValueError(f"application must be one of {sorted(APPLICATIONS)}, got {application!r}")
+    if APPLICATIONS[application] is not None:
+        family = APPLICATIONS[application](family)
+
+    build_kwargs = {name: kwargs.pop(name) for name in BUILD_PARAMETERS if name in kwargs}
+    arguments = _family_arguments(family, configs, kwargs, version)
+    transformer = family(**arguments)
+    transformer.build(**build_kwargs)
+    if keras_weights_path is not None:
+        load_keras_weights(transformer.model, keras_weights_path, transformer.ignore_invalid_weights)
+    if lora_enabled():
+        enable_lora(transformer.model, rank=transformer.attention_head_size)
+    if checkpoint_path is not None:
+        transformer.load_weights_from_checkpoint(checkpoint_path)
+    return transformer.model if return_keras_model else transformer
+
+
+def _is_directory(path):
+    return isinstance(path, (str, pathlib.Path)) and pathlib.Path(path).is_dir()
+
+
+def accepted_arguments(family):
+    """`{name: parameter}` of every constructor argument along the family's class hierarchy."""
+    arguments = {}
+    for cls in family.__mro__:
+        if cls is object or "__init__" not in vars(cls):
+            continue
+        for name, parameter in inspect.signature(cls.__init__).parameters.items():
+            if name != "self" and parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+                arguments.setdefault(name, parameter)
+    return arguments
+
+
+def _family_arguments(family, configs, kwargs, version):
+    """The constructor arguments: the config's keys the family takes (with bert4keras' aliases),
+    overridden by `kwargs`; an unknown keyword or a missing size is an error that names it."""
+    accepted = accepted_arguments(family)
+    unknown = sorted(set(kwargs) - set(accepted))
+    if unknown:
+        raise TypeError(
+            f"build_transformer_model got argument(s) {unknown} that {family.__name__} does not take; "
+            f"it takes {sorted(accepted)} and {list(BUILD_PARAMETERS)}"
+        )
+    configs = dict(configs)
+    for argument, (alias, default) in BERT4KERAS_ALIASES.items():
+        if argument in accepted and argument not in configs:
+            configs[argument] = configs.get(alias, default)
+    arguments = {name: value for name, value in configs.items() if name in accepted}
+    arguments.update(kwargs)
+    if version is not None:
+        if "version" not in accepted:
+            raise ValueError(f"version={version!r} applies to T5 models only, not {family.__name__}")
+        arguments["version"] = version
+    required = [name for name, parameter in accepted.items() if parameter.default is parameter.empty]
+    missing = [name for name in required if name not in arguments]
+    if missing:
+        raise ValueError(
+            f"{family.__name__} needs {missing}: give config_path (a config.json that has them) or pass them as "
+            "keyword arguments"
+        )
+    return arguments
+
+

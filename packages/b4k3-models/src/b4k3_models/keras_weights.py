@@ -1,0 +1,85 @@
+"""Loading bert4keras3's own format, Keras `.weights.h5`, with the same strictness as checkpoints.
+
+Keras lays a `.weights.h5` file out by the model's structure (`layers/<layer>/vars/<i>`), not by
+layer names, and its loader stops at the first problem. Before loading, every variable the model
+would read is compared with the file, so one error lists everything that does not fit.
+"""
+
+import pathlib
+import warnings
+
+import h5py
+
+from b4k3_models.weight_maps import CheckpointMismatchError, CheckpointMismatchWarning, LoadReport
+
+
+def expected_entries(model):
+    """`{path in the .weights.h5 file: variable}` of what `model.load_weights` reads.
+
+    Keras has no public listing of these paths; this records them with Keras' own walk over the
+    model (`saving_lib._save_state`) into an in-memory store that keeps references to the
+    variables, not copies of their values.
+    """
+    from keras.src.saving import saving_lib
+
+    store = saving_lib.NpzIOStore("", mode="w")
+    saving_lib._save_state(model, store, None, "", set())
+    entries = {}
+    for path, variables in store.contents.items():
+        folder = "" if path == "__root__" else f"{path}/"
+        for index, variable in variables.items():
+            entries[f"{folder}vars/{index}"] = variable
+    return entries
+
+
+def stored_entries(path):
+    """`{dataset path: shape}` of a `.weights.h5` file."""
+    shapes = {}
+    with h5py.File(path, "r") as file:
+        def record(name, item):
+            if isinstance(item, h5py.Dataset):
+                shapes[name] = item.shape
+
+        file.visititems(record)
+    return shapes
+
+
+def load_keras_weights(model, path, ignore_invalid_weights=False):
+    """`model.load_weights(path)` after checking that the file fits the model.
+
+    Raises `CheckpointMismatchError` listing every variable missing from the file, every shape
+    that differs and every array the model does not read; with `ignore_invalid_weights=True`
+    warns with that list and loads what fits.
+    """
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"keras_weights_path {str(path)!r} does not exist")
+    if not path.name.endswith(".weights.h5"):
+        raise ValueError(f"keras_weights_path must be a Keras '.weights.h5' file, got {path.name!r}")
+    expected, stored = expected_entries(model), stored_entries(path)
+    report = LoadReport()
+    for entry, variable in expected.items():
+        if entry not in stored:
+            report.missing.append(f"{variable.path} {tuple(variable.shape)} ({entry}): not in the file")
+        elif tuple(stored[entry]) != tuple(variable.shape):
+            report.mismatched.append(
+                f"{variable.path}: the model has {tuple(variable.shape)}, the file's {entry} {tuple(stored[entry])}"
+            )
+    report.unused = [f"{entry} {shape}" for entry, shape in stored.items() if entry not in expected]
+    if not report.ok:
+        message = report.describe(str(path), model.name)
+        if not ignore_invalid_weights:
+            raise CheckpointMismatchError(
+                message + "\nBuild the model with the config the weights were saved from, or pass "
+                "ignore_invalid_weights=True to load what fits.",
+                report.missing,
+                report.mismatched,
+                report.unused,
+            )
+        warnings.warn(message + "\nignore_invalid_weights=True: loaded the rest.", CheckpointMismatchWarning, 3)
+    with warnings.catch_warnings():
+        if ignore_invalid_weights:
+            warnings.simplefilter("ignore")  # Keras repeats, one by one, what the warning above listed
+        model.load_weights(str(path), skip_mismatch=ignore_invalid_weights)
+    report.loaded = len(expected) - len(report.missing) - len(report.mismatched)
+    return report

@@ -1,0 +1,38 @@
+"""The one registry of model families: `build_transformer_model(model=...)` names, and the
+Hugging Face `model_type`s b4k3 reads with the translation of their configs."""
+
+from b4k3_models.bert import BERT, bert_config_from_hf
+
+# name given to build_transformer_model (case-insensitive) -> family class
+MODELS = {
+    "bert": BERT,
+    "roberta": BERT,
+}
+
+# Hugging Face model_type -> (name in MODELS, config translation)
+HF_MODEL_TYPES = {
+    "bert": ("bert", bert_config_from_hf),
+    "roberta": ("roberta", bert_config_from_hf),
+    "xlm-roberta": ("roberta", bert_config_from_hf),
+}
+
+
+def lookup_model(model):
+    """The family class registered as `model` (a name, or a class returned as is)."""
+    if isinstance(model, type):
+        return model
+    key = str(model).lower()
+    if key not in MODELS:
+        raise ValueError(f"Unknown model {model!r}; b4k3 knows {sorted(MODELS)}")
+    return MODELS[key]
+
+
+def translate_hf_config(hf_config):
+    """`(model name, b4k3 config)` from a Hugging Face config dict."""
+    model_type = hf_config.get("model_type")
+    if model_type not in HF_MODEL_TYPES:
+        raise ValueError(
+            f"Hugging Face model_type {model_type!r} is not supported; b4k3 reads {sorted(HF_MODEL_TYPES)}"
+        )
+    model, translate = HF_MODEL_TYPES[model_type]
+    return model, translate(hf_config)
