@@ -69,7 +69,7 @@ def test_roberta_with_its_position_offset_and_pad_id(roberta_mlm):
     expected = hf_outputs(reference, ids, mask)
 
     model = build_transformer_model(checkpoint_path=directory, with_mlm="linear", return_keras_model=False)
-    assert model.pad_token_id == 1 and model.max_position == 64 and model.segment_vocab_size == 1
+    assert (model.pad_token_id, model.max_position, model.segment_vocab_size) == (1, 64, 1)
     assert_matches(predict(model.model, [ids, np.zeros_like(ids)]), expected.logits.numpy(), mask)
 
     encoder = build_transformer_model(checkpoint_path=directory)

@@ -1,4 +1,4 @@
-"""sequence_padding, DataGenerator and the re-exported text helpers."""
+"""sequence_padding, DataGenerator, orthogonally_resize and the re-exported text helpers."""
 
 import numpy as np
 import pytest
@@ -81,3 +81,22 @@ def test_text_helpers_are_the_tokenizer_ones():
     truncate_sequences(4, -1, first, second)
     assert (first, second) == ([1, 2], [5, 6])
     assert snippets.lowercase_and_normalize("Héllo") == "hello"
+
+
+def test_orthogonally_resize_repeats_blocks_then_keeps_the_norm():
+    vector = np.array([1.0, 2.0, 3.0, 4.0])
+    grown = snippets.orthogonally_resize(vector, (6,))
+    blocks = np.array([1.0, 2.0, 1.0, 2.0, 3.0, 4.0])  # blocks of 2 repeated twice, cut to 6
+    np.testing.assert_allclose(grown, blocks * np.linalg.norm(vector) / np.linalg.norm(blocks))
+
+    kernel = np.arange(1.0, 17.0).reshape(4, 4)
+    shrunk = snippets.orthogonally_resize(kernel, (2, 3))
+    np.testing.assert_allclose(shrunk, kernel[:2, :3] * np.linalg.norm(kernel) / np.linalg.norm(kernel[:2, :3]))
+    assert snippets.orthogonally_resize(kernel, (8, 4)).shape == (8, 4)
+
+
+def test_orthogonally_resize_refuses_what_it_cannot_do():
+    with pytest.raises(ValueError, match="different rank"):
+        snippets.orthogonally_resize(np.ones((2, 2)), (2, 2, 2))
+    with pytest.raises(ValueError, match="not a multiple"):
+        snippets.orthogonally_resize(np.ones(3), (6,))

