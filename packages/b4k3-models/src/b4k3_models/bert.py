@@ -255,9 +255,7 @@ class BERT(Transformer):
             "Embedding-Token": {
                 "embeddings": Weight(names.table(f"{embeddings}{names.sep}word_embeddings"), self.load_embeddings)
             },
-            "Embedding-Segment": {
-                "embeddings": Weight(names.table(f"{embeddings}{names.sep}token_type_embeddings"))
-            },
+            "Embedding-Segment": {"embeddings": Weight(names.table(f"{embeddings}{names.sep}token_type_embeddings"))},
             "Embedding-Position": {
                 "embeddings": Weight(
                     names.table(f"{embeddings}{names.sep}position_embeddings"), lambda table: table[offset:]

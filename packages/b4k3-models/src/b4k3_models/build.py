@@ -134,5 +134,3 @@ def _family_arguments(family, configs, kwargs, version):
             "keyword arguments"
         )
     return arguments
-
-

@@ -36,6 +36,7 @@ def stored_entries(path):
     """`{dataset path: shape}` of a `.weights.h5` file."""
     shapes = {}
     with h5py.File(path, "r") as file:
+
         def record(name, item):
             if isinstance(item, h5py.Dataset):
                 shapes[name] = item.shape
