@@ -132,6 +132,18 @@ def test_hierarchical_position_embedding_with_custom_position_ids(tmp_path):
     assert_close(out, 0.4 * emb[ids // 4] + 0.6 * emb[ids % 4])
 
 
+@pytest.mark.parametrize(
+    "make_layer",
+    [lambda **kwargs: PositionEmbedding(16, 8, **kwargs), lambda **kwargs: SinusoidalPositionEmbedding(8, **kwargs)],
+    ids=["learned", "sinusoidal"],
+)
+def test_absolute_position_embeddings_pass_the_padding_mask_on(make_layer):
+    mask = ops.convert_to_tensor(np.array([[True] * 6, [True] * 3 + [False] * 3]))
+    assert make_layer().supports_masking
+    assert make_layer().compute_mask(ops.convert_to_tensor(X), mask) is mask
+    assert make_layer(custom_position_ids=True).compute_mask([X, None], [mask, None]) is mask
+
+
 def test_position_embedding_rejects_bad_arguments():
     with pytest.raises(ValueError, match="merge_mode"):
         PositionEmbedding(8, 8, merge_mode="sum")

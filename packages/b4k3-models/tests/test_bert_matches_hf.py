@@ -1,6 +1,7 @@
 """BERT and RoBERTa loaded from Hugging Face checkpoints give Hugging Face's outputs: sequence
 output, pooled output, MLM and NSP logits, with padding, within 1e-5 relative / 1e-4 absolute."""
 
+import keras
 import numpy as np
 import pytest
 import torch
@@ -108,3 +109,19 @@ def test_minilm_sentence_embeddings_match_transformers(minilm_dir):
         return pooled / np.linalg.norm(pooled, axis=-1, keepdims=True)
 
     np.testing.assert_allclose(sentence_embeddings(hidden), sentence_embeddings(expected), rtol=0, atol=1e-5)
+
+
+def test_the_padding_mask_reaches_the_outputs_as_in_bert4keras(bert_pretraining, bert_batch):
+    """Keras' mask of the token ids flows to the sequence and MLM outputs (layers stacked on
+    them, e.g. a GlobalPointer, see the padding); the pooled output has none."""
+    directory, _ = bert_pretraining
+    ids, mask, segments = bert_batch
+    model = build_transformer_model(checkpoint_path=directory)
+    outputs = model([ids, segments], training=False)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(outputs._keras_mask), mask)
+    assert model.outputs[0]._keras_mask is not None
+
+    heads = build_transformer_model(checkpoint_path=directory, with_pool=True, with_mlm=True)
+    pooled, mlm = heads.outputs
+    assert getattr(pooled, "_keras_mask", None) is None
+    assert mlm._keras_mask is not None

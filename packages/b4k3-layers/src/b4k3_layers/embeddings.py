@@ -91,6 +91,7 @@ class AbsolutePositionEmbedding(keras.layers.Layer):
         self.output_dim = output_dim
         self.merge_mode = merge_mode
         self.custom_position_ids = custom_position_ids
+        self.supports_masking = True
 
     def split_inputs(self, inputs):
         """`(x, position_ids)`: the given ids, or `(1, seq_len)` ids counting from 0."""
@@ -103,6 +104,12 @@ class AbsolutePositionEmbedding(keras.layers.Layer):
         if not self.custom_position_ids:
             return inputs, ops.arange(ops.shape(inputs)[1], dtype="int32")[None]
         return inputs
+
+    def compute_mask(self, inputs, mask=None):
+        """The padding mask of `x` passes on (not that of the position ids)."""
+        if self.custom_position_ids and isinstance(mask, (list, tuple)):
+            return mask[0]
+        return mask
 
     def position_embeddings(self, position_ids):
         """`(batch or 1, seq_len, output_dim)` vectors of the positions."""

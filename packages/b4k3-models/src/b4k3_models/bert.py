@@ -6,13 +6,28 @@ import keras
 from b4k3_layers import Embedding, FeedForward, MultiHeadAttention, PositionEmbedding, ScaleOffset
 from b4k3_models.checkpoint_names import GOOGLE_NAMES, HF_NAMES, hf_base_prefix
 from b4k3_models.hf_configs import hf_activation, reject_unsupported
+from b4k3_models.masks import MaskedAdd
 from b4k3_models.transformer import Transformer
 from b4k3_models.weight_maps import Weight, transposed
 
 
-def first_token(x):
-    """The hidden state of each sequence's first token ([CLS])."""
-    return x[:, 0]
+@keras.saving.register_keras_serializable(package="b4k3")
+class FirstToken(keras.layers.Layer):
+    """`x[:, 0]`: each sequence's first hidden state ([CLS]), what the pooler reads. The padding
+    mask stops here: the output has no sequence axis."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def call(self, x):
+        return x[:, 0]
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], *input_shape[2:])
+
+    def compute_mask(self, inputs, mask=None):
+        return None
 
 
 class BERT(Transformer):
@@ -100,7 +115,7 @@ class BERT(Transformer):
                 embeddings_initializer=self.initializer,
                 name="Embedding-Token" if self.shared_segment_embeddings else "Embedding-Segment",
             )
-            x = self.apply([x, s], keras.layers.Add, name="Embedding-Token-Segment")
+            x = self.apply([x, s], MaskedAdd, name="Embedding-Token-Segment")
         x = self.apply(
             self.simplify([x, position_ids]),
             PositionEmbedding,
@@ -162,7 +177,7 @@ class BERT(Transformer):
     def apply_final_layers(self, inputs):
         outputs = [inputs]
         if self.with_pool:
-            x = self.apply(inputs, keras.layers.Lambda, function=first_token, name="Pooler")
+            x = self.apply(inputs, FirstToken, name="Pooler")
             x = self.apply(
                 x,
                 keras.layers.Dense,

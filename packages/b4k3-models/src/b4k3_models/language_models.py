@@ -1,7 +1,7 @@
 """Language-model masks for bidirectional families: `LM_Mask` (causal) and `UniLM_Mask`
 (bidirectional source, causal target), and the `extend_with_*` functions that add them."""
 
-from b4k3_models.attention_masks import CausalMask, UniLMMask
+from b4k3_models.masks import CausalMask, UniLMMask
 
 
 class LM_Mask:

@@ -14,8 +14,8 @@ import keras
 import numpy as np
 
 from b4k3_layers import LayerNormalization, MultiHeadAttention
-from b4k3_models.attention_masks import PaddingMask, ResidualAttentionBias
 from b4k3_models.checkpoints import open_checkpoint
+from b4k3_models.masks import PaddingMask, ResidualAttentionBias
 from b4k3_models.weight_maps import Weight, layer_variables, load_mapped_weights
 
 GENERATION_PARAMETERS = ("penalty", "penalty_window", "max_penalty_range", "temperature", "mask_output")

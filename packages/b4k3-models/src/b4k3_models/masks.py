@@ -1,5 +1,6 @@
-"""The masks a model computes from its inputs: padding, causal (language model) and UniLM, and the
-sum of attention logits that residual attention (RealFormer) passes from layer to layer."""
+"""The masks of a model: padding, causal (language model) and UniLM masks computed from its inputs,
+the sum of attention logits that residual attention (RealFormer) passes from layer to layer, and
+the sum that keeps Keras' padding mask flowing to the outputs."""
 
 import keras
 
@@ -89,3 +90,19 @@ class ResidualAttentionBias(keras.layers.Layer):
 
     def compute_output_spec(self, inputs):
         return keras.KerasTensor(inputs[0].shape, dtype=inputs[0].dtype)
+
+
+@keras.saving.register_keras_serializable(package="b4k3")
+class MaskedAdd(keras.layers.Add):
+    """`Add` that keeps the padding mask when only some inputs carry one (token embeddings plus
+    segment embeddings): the AND of the masks present, as Keras 2 did, so the mask of the token
+    ids still reaches the model's outputs (Keras 3's `Add` drops it)."""
+
+    def compute_mask(self, inputs, mask=None):
+        masks = [each for each in mask or [] if each is not None]
+        if not masks:
+            return None
+        output_mask = masks[0]
+        for each in masks[1:]:
+            output_mask = ops.logical_and(output_mask, each)
+        return output_mask
