@@ -144,6 +144,12 @@ def test_absolute_position_embeddings_pass_the_padding_mask_on(make_layer):
     assert make_layer(custom_position_ids=True).compute_mask([X, None], [mask, None]) is mask
 
 
+def test_position_embedding_refuses_a_sequence_longer_than_its_table():
+    with pytest.raises(ValueError, match="longer than the 4 positions"):
+        PositionEmbedding(4, 8)(X)
+    assert PositionEmbedding(4, 8, hierarchical=True)(X).shape == X.shape
+
+
 def test_position_embedding_rejects_bad_arguments():
     with pytest.raises(ValueError, match="merge_mode"):
         PositionEmbedding(8, 8, merge_mode="sum")

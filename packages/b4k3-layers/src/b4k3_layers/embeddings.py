@@ -189,6 +189,16 @@ class PositionEmbedding(AbsolutePositionEmbedding):
             name="embeddings", shape=(self.input_dim, self.output_dim), initializer=self.embeddings_initializer
         )
 
+    def call(self, inputs):
+        length = None if self.custom_position_ids or isinstance(inputs, (list, tuple)) else inputs.shape[1]
+        if not self.hierarchical and length is not None and length > self.input_dim:
+            # Out-of-range rows would be clamped silently on JAX and fail obscurely elsewhere.
+            raise ValueError(
+                f"PositionEmbedding '{self.name}': a sequence of {length} tokens is longer than the {self.input_dim} "
+                "positions of the table; truncate the input (maxlen) or use hierarchical positions"
+            )
+        return super().call(inputs)
+
     def position_embeddings(self, position_ids):
         position_ids = ops.cast(position_ids, "int32")
         table = ops.convert_to_tensor(self.embeddings)

@@ -79,6 +79,8 @@ class BERT(Transformer):
         self.layer_norm_eps = layer_norm_eps
         self.checkpoint_position_offset = checkpoint_position_offset
 
+    optional_layers = ("Pooler-Dense", "NSP-Proba", "MLM-Dense", "MLM-Norm", "MLM-Bias")
+
     def get_inputs(self):
         """Token ids, then segment ids (if `segment_vocab_size > 0`), then position ids (if
         `custom_position_ids`), each `(batch, sequence_length)` int32."""

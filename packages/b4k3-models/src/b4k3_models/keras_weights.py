@@ -50,7 +50,11 @@ def load_keras_weights(model, path, ignore_invalid_weights=False):
 
     Raises `CheckpointMismatchError` listing every variable missing from the file, every shape
     that differs and every array the model does not read; with `ignore_invalid_weights=True`
-    warns with that list and loads what fits.
+    warns with that list and sets every variable that fits.
+
+    The file is matched to the model by structure (layer order and type), as Keras saves it, not
+    by layer names: a file saved from a model with other layers can fit by shape and still hold
+    other weights. Build the model from the config the weights were saved with.
     """
     path = pathlib.Path(path)
     if not path.is_file():
@@ -78,9 +82,14 @@ def load_keras_weights(model, path, ignore_invalid_weights=False):
                 report.unused,
             )
         warnings.warn(message + "\nignore_invalid_weights=True: loaded the rest.", CheckpointMismatchWarning, 3)
-    with warnings.catch_warnings():
-        if ignore_invalid_weights:
-            warnings.simplefilter("ignore")  # Keras repeats, one by one, what the warning above listed
-        model.load_weights(str(path), skip_mismatch=ignore_invalid_weights)
+    if report.ok:
+        model.load_weights(str(path))
+    else:
+        # Keras' skip_mismatch skips a whole layer when one of its variables does not fit: set
+        # every variable that fits one by one instead.
+        with h5py.File(path, "r") as file:
+            for entry, variable in expected.items():
+                if entry in stored and tuple(stored[entry]) == tuple(variable.shape):
+                    variable.assign(file[entry][()])
     report.loaded = len(expected) - len(report.missing) - len(report.mismatched)
     return report

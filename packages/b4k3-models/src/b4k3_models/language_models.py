@@ -19,7 +19,7 @@ class UniLM_Mask(LM_Mask):
 
     def compute_attention_bias(self, inputs=None):
         if self.attention_bias is None:
-            if len(self.inputs) < 2:
+            if not getattr(self, "segment_vocab_size", 0):
                 raise ValueError(f"{type(self).__name__}: UniLM needs segment ids; set segment_vocab_size > 0")
             self.attention_bias = self.apply(
                 self.inputs[1], UniLMMask, segment_attention=self.segment_attention, name="Attention-Mask"

@@ -42,8 +42,9 @@ class Transformer:
             `hidden_size // num_attention_heads`.
         sequence_length: a fixed input length; default any.
         keep_tokens: ids of the checkpoint's vocabulary to keep, in order (shrinks the vocab).
-        compound_tokens: new tokens appended to the vocabulary, each a list of existing ids (its
-            embedding is their mean) or `(ids, weights)` (a weighted mean).
+        compound_tokens: new tokens appended to the vocabulary, each a list of ids (its embedding
+            is their mean) or `(ids, weights)` (a weighted mean); the ids count in the vocabulary
+            after `keep_tokens`, as in bert4keras.
         residual_attention_scores: add each layer's attention logits to the next (RealFormer).
         ignore_invalid_weights: load what fits from a checkpoint that does not fit the model,
             warning with the list of what did not (instead of raising).
@@ -265,7 +266,7 @@ class Transformer:
 
     def set_inputs(self, inputs, additional_input_layers=None):
         inputs = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
-        extra = additional_input_layers or []
+        extra = [] if additional_input_layers is None else additional_input_layers
         inputs += list(extra) if isinstance(extra, (list, tuple)) else [extra]
         self.inputs = inputs
         self.input = inputs[0] if len(inputs) == 1 else inputs
@@ -303,6 +304,10 @@ class Transformer:
         `{layer name: {variable path in the layer: Weight}}`. Families override it."""
         raise NotImplementedError(f"{type(self).__name__} has no checkpoint name map")
 
+    # Layers a checkpoint may hold that the model builds only when asked (heads): their keys are
+    # expected in a checkpoint without being loaded.
+    optional_layers = ()
+
     def known_extra_keys(self, checkpoint):
         """Checkpoint keys the family recognises but does not load (e.g. a tied output matrix)."""
         return ()
@@ -325,6 +330,7 @@ class Transformer:
                 ignore_invalid_weights=self.ignore_invalid_weights,
                 autoresize_weights=self.autoresize_weights,
                 known_extra_keys=self.known_extra_keys(reader),
+                optional_layers={self.prefixed(name) for name in self.optional_layers},
             )
         finally:
             reader.close()

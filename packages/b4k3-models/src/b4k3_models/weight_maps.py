@@ -17,8 +17,11 @@ import numpy as np
 
 from b4k3_ops.snippets import orthogonally_resize
 
-# Variables that no checkpoint holds: adapters added on top of pretrained weights.
-UNSAVED_VARIABLES = ("lora_",)
+# Variables that no checkpoint holds, added on top of pretrained weights: LoRA adapters, and the
+# projections of the condition in a conditional layer norm (zero at first: the norm starts as the
+# pretrained one).
+LORA_VARIABLES = ("lora_",)
+CONDITION_SUBLAYERS = ("hidden_dense", "beta_dense", "gamma_dense")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,11 +98,15 @@ class LoadReport:
 def layer_variables(layer):
     """`{path inside the layer: variable}` of the variables a checkpoint can hold."""
     prefix = f"{layer.name}/"
+    conditional = getattr(layer, "conditional", False)
     variables = {}
     for variable in layer.weights:
         path = variable.path[len(prefix) :] if variable.path.startswith(prefix) else variable.path
-        if not any(marker in path for marker in UNSAVED_VARIABLES):
-            variables[path] = variable
+        if any(marker in path for marker in LORA_VARIABLES):
+            continue
+        if conditional and path.split("/")[0] in CONDITION_SUBLAYERS:
+            continue
+        variables[path] = variable
     return variables
 
 
@@ -112,12 +119,15 @@ def load_mapped_weights(
     ignore_invalid_weights=False,
     autoresize_weights=False,
     known_extra_keys=(),
+    optional_layers=(),
 ):
     """Fills the variables of `layers` (`{name: layer}`) from `reader` as `mapping` says.
 
-    Layers of the map that the model did not build (heads not asked for) are skipped and their
-    keys count as known; so do `known_extra_keys` (e.g. a tied decoder matrix). Any other key of
-    the checkpoint is unused. With `autoresize_weights`, an array whose shape does not fit is
+    Layers of the map that the model did not build are skipped. The keys of those among
+    `optional_layers` (heads not asked for, e.g. the MLM head of a pretraining checkpoint) count
+    as known, and so do `known_extra_keys` (e.g. a tied decoder matrix); any other key of the
+    checkpoint the model does not load is unused (e.g. the segment embeddings of a checkpoint
+    when the model has none). With `autoresize_weights`, an array whose shape does not fit is
     resized with `orthogonally_resize` instead of being reported.
 
     Raises `CheckpointMismatchError` listing every problem, unless `ignore_invalid_weights`, which
@@ -126,9 +136,10 @@ def load_mapped_weights(
     report = LoadReport()
     known = set(known_extra_keys)
     for layer_name, weights in mapping.items():
-        for weight in weights.values():
-            known.update(weight.key_list)
         layer = layers.get(layer_name)
+        if layer is not None or layer_name in optional_layers:
+            for weight in weights.values():
+                known.update(weight.key_list)
         if layer is None:
             continue
         variables = layer_variables(layer)
