@@ -124,17 +124,19 @@ class SafetensorsCheckpoint(CheckpointReader):
         self._files = {}
         shapes = {}
         for file in files:
-            handle = safe_open(str(directory / file), framework="np")
-            for key in handle.keys():  # noqa: SIM118 (a safetensors handle, not a dict)
-                self._files[key] = handle
-                shapes[key] = handle.get_slice(key).get_shape()
+            with safe_open(str(directory / file), framework="np") as handle:
+                for key in handle.keys():  # noqa: SIM118 (a safetensors handle, not a dict)
+                    self._files[key] = str(directory / file)
+                    shapes[key] = handle.get_slice(key).get_shape()
         super().__init__(str(directory), shapes)
 
     def _read(self, key):
-        return self._files[key].get_tensor(key)
+        # The file is mapped for this one array and unmapped after: keeping it mapped would keep
+        # every page read so far resident, a second copy of the checkpoint by the end.
+        from safetensors import safe_open
 
-    def close(self):
-        self._files.clear()
+        with safe_open(self._files[key], framework="np") as handle:
+            return handle.get_tensor(key)
 
 
 def open_checkpoint(checkpoint):
