@@ -10,6 +10,7 @@ from b4k3_models.language_models import (
     extend_with_language_model,
     extend_with_unified_language_model,
 )
+from b4k3_models.llama import Gemma, Gemma2, Llama
 from b4k3_models.registry import MODELS
 from b4k3_models.transformer import Transformer
 from b4k3_models.weight_maps import CheckpointMismatchError, CheckpointMismatchWarning, Weight
@@ -22,7 +23,10 @@ __all__ = [
     "CheckpointMismatchError",
     "CheckpointMismatchWarning",
     "DictCheckpoint",
+    "Gemma",
+    "Gemma2",
     "LM_Mask",
+    "Llama",
     "SafetensorsCheckpoint",
     "TFCheckpoint",
     "Transformer",

@@ -1,6 +1,7 @@
-"""The masks of a model: padding, causal (language model) and UniLM masks computed from its inputs,
-the sum of attention logits that residual attention (RealFormer) passes from layer to layer, and
-the sum that keeps Keras' padding mask flowing to the outputs."""
+"""The masks of a model: padding, causal (language model, sliding window) and UniLM masks computed
+from its inputs, the sum of attention logits that residual attention (RealFormer) passes from
+layer to layer, the sum that keeps Keras' padding mask flowing to the outputs, and the soft cap
+that bounds logits."""
 
 import keras
 
@@ -33,15 +34,27 @@ class PaddingMask(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="b4k3")
 class CausalMask(keras.layers.Layer):
-    """`(len, len)` bool mask: position `i` attends to positions `j <= i` (a language model)."""
+    """`(len, len)` bool mask: position `i` attends to positions `j <= i` (a language model);
+    with a `window`, only to the last `window` of them (`i - window < j <= i`, sliding-window
+    attention)."""
+
+    def __init__(self, window=None, **kwargs):
+        super().__init__(**kwargs)
+        self.window = window
 
     def call(self, token_ids):
         positions = ops.arange(ops.shape(token_ids)[1])
-        return positions[None, :] <= positions[:, None]
+        mask = positions[None, :] <= positions[:, None]
+        if self.window is not None:
+            mask = ops.logical_and(mask, positions[None, :] > positions[:, None] - self.window)
+        return mask
 
     def compute_output_spec(self, token_ids):
         length = token_ids.shape[1]
         return keras.KerasTensor((length, length), dtype="bool")
+
+    def get_config(self):
+        return {**super().get_config(), "window": self.window}
 
 
 @keras.saving.register_keras_serializable(package="b4k3")
@@ -106,3 +119,23 @@ class MaskedAdd(keras.layers.Add):
         for each in masks[1:]:
             output_mask = ops.logical_and(output_mask, each)
         return output_mask
+
+
+@keras.saving.register_keras_serializable(package="b4k3")
+class SoftCap(keras.layers.Layer):
+    """`tanh(x / cap) * cap`: logits squashed smoothly into (-cap, cap) (Gemma2), in float32."""
+
+    def __init__(self, cap, **kwargs):
+        super().__init__(**kwargs)
+        self.cap = cap
+        self.supports_masking = True
+
+    def call(self, x):
+        x = ops.cast(x, "float32")
+        return ops.tanh(x / self.cap) * self.cap
+
+    def compute_output_spec(self, x):
+        return keras.KerasTensor(x.shape, dtype="float32")
+
+    def get_config(self):
+        return {**super().get_config(), "cap": self.cap}

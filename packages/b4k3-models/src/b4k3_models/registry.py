@@ -2,11 +2,17 @@
 Hugging Face `model_type`s b4k3 reads with the translation of their configs."""
 
 from b4k3_models.bert import BERT, bert_config_from_hf
+from b4k3_models.llama import Gemma, Gemma2, Llama, llama_config_from_hf
 
 # name given to build_transformer_model (case-insensitive) -> family class
 MODELS = {
     "bert": BERT,
     "roberta": BERT,
+    "gemma": Gemma,
+    "gemma2": Gemma2,
+    "llama": Llama,
+    "qwen": Llama,
+    "yi": Llama,
 }
 
 # Hugging Face model_type -> (name in MODELS, config translation)
@@ -14,6 +20,10 @@ HF_MODEL_TYPES = {
     "bert": ("bert", bert_config_from_hf),
     "roberta": ("roberta", bert_config_from_hf),
     "xlm-roberta": ("roberta", bert_config_from_hf),
+    "llama": ("llama", llama_config_from_hf),
+    "qwen2": ("qwen", llama_config_from_hf),
+    "gemma": ("gemma", llama_config_from_hf),
+    "gemma2": ("gemma2", llama_config_from_hf),
 }
 
 

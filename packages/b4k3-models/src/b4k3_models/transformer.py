@@ -176,7 +176,7 @@ class Transformer:
         self.layer_norm_conds = [layer_norm_cond, layer_norm_cond_hidden_size, layer_norm_cond_hidden_act or "linear"]
         outputs = self.call(inputs)
         self.set_outputs(outputs)
-        self.model = keras.Model(self.inputs, self.outputs, name=self.name)
+        self.model = keras.Model(self.input, self.output, name=self.name)
         self.built = True
 
     def call(self, inputs):

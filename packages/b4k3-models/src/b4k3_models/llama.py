@@ -1,0 +1,534 @@
+"""Decoder-only language models: Gemma, Llama (Qwen and Yi are Llamas) and Gemma2
+(`bert4keras3.models.Gemma`, `.Llama`, `.Gemma2`), their Hugging Face name maps and config
+translations, and the decoding protocol b4k3-generate drives (`build_cache`, `call_with_cache`).
+
+Pre-norm blocks with rotary positions (half-split, as Hugging Face), grouped-query attention and
+gated feed-forward layers. There is no padding mask: the causal mask already keeps real tokens
+from seeing the padding that follows them, and no token id is reserved as padding (0 is a real
+token in Llama-3 and Qwen vocabularies).
+"""
+
+import math
+
+import keras
+import numpy as np
+
+from b4k3_layers import (
+    Embedding,
+    GemmaFeedForward,
+    LLamaFeedForward,
+    LlamaLayerNorm,
+    MultiHeadAttention,
+    RMSNormalization,
+)
+from b4k3_models.checkpoint_names import HF_NAMES, hf_base_prefix
+from b4k3_models.hf_configs import hf_activation, reject_unsupported
+from b4k3_models.language_models import LM_Mask
+from b4k3_models.masks import CausalMask, SoftCap
+from b4k3_models.transformer import Transformer
+from b4k3_models.weight_maps import Weight
+from b4k3_ops import ops
+
+
+def agreeing(first_name, first, second_name, second):
+    """The value given under either of two names for one setting; an error if they disagree."""
+    if first is not None and second is not None and first != second:
+        raise ValueError(f"{first_name}={first!r} and {second_name}={second!r} name the same setting and disagree")
+    return first if first is not None else second
+
+
+class Gemma(LM_Mask, Transformer):
+    """Gemma: pre-norm decoder, RMS norms `x * (1 + scale)`, inputs scaled by sqrt(hidden_size),
+    GeGLU feed-forward, output tied to the token embeddings.
+
+    Heads: bert4keras3's `num_attention_heads` counts the key/value heads and `query_head` the
+    query heads; `num_key_value_heads` / `num_query_heads` say the same plainly (either spelling,
+    not conflicting ones).
+
+    Args:
+        with_lm: the LM head: True (softmax), 'linear' (logits), another activation, or False (none:
+            the final hidden states).
+        max_wavelength: rotary base (Hugging Face's `rope_theta`).
+        scaling_factor: rotary positions are divided by it (linear interpolation).
+        rope_scaling: Hugging Face's rope scaling dict (`linear` or Llama-3.1's `llama3`).
+        use_EinsumDense: attention projections as `EinsumDense` (Gemma's layout) or `Dense`.
+        use_bias: q/k/v projection biases; `o_bias` the output projection's (default `use_bias`).
+        use_dense_bias: feed-forward biases.
+        input_scale: multiply the token embeddings by sqrt(hidden_size).
+        share_emebding (bert4keras3's spelling) / share_embedding: tie the LM head to the embeddings.
+        rope_mode: 'keras' (half-split rotary, what Hugging Face checkpoints need).
+        rms_norm_eps: epsilon of every RMS norm (from the config; the predecessor fixed it at 1e-6).
+        **kwargs: the arguments of `Transformer`.
+    """
+
+    norm_layer = RMSNormalization
+    GQA_mode = "gemma"
+
+    def __init__(
+        self,
+        with_lm=True,
+        max_wavelength=10_000.0,
+        scaling_factor=1.0,
+        use_EinsumDense=True,
+        use_bias=False,
+        use_dense_bias=False,
+        input_scale=True,
+        share_emebding=True,
+        rope_mode="keras",
+        share_embedding=None,
+        rope_scaling=None,
+        rms_norm_eps=1e-6,
+        num_attention_heads=None,
+        query_head=None,
+        num_key_value_heads=None,
+        num_query_heads=None,
+        attention_head_size=None,
+        **kwargs,
+    ):
+        owner = type(self).__name__
+        key_value_heads = agreeing(
+            "num_attention_heads", num_attention_heads, "num_key_value_heads", num_key_value_heads
+        )
+        if key_value_heads is None:
+            raise ValueError(f"{owner} needs its key/value head count: num_attention_heads (or num_key_value_heads)")
+        query_heads = agreeing("query_head", query_head, "num_query_heads", num_query_heads) or key_value_heads
+        if query_heads % key_value_heads:
+            raise ValueError(
+                f"{owner}: the query heads (query_head / HF num_attention_heads = {query_heads}) must be a multiple "
+                f"of the key/value heads (num_attention_heads / HF num_key_value_heads = {key_value_heads})"
+            )
+        hidden_size = kwargs.get("hidden_size")
+        if attention_head_size is None and hidden_size is not None:
+            if hidden_size % query_heads:
+                raise ValueError(
+                    f"{owner}: hidden_size={hidden_size} is not a multiple of the {query_heads} query heads; "
+                    "give attention_head_size (HF head_dim)"
+                )
+            attention_head_size = hidden_size // query_heads
+        if rope_mode != "keras":
+            raise ValueError(
+                f"{owner}: rope_mode={rope_mode!r} is not supported; b4k3's decoders use 'keras' (half-split rotary, "
+                "as Hugging Face checkpoints)"
+            )
+        kwargs.setdefault("pad_token_id", None)
+        super().__init__(
+            num_attention_heads=key_value_heads,
+            query_head=query_heads,
+            attention_head_size=attention_head_size,
+            **kwargs,
+        )
+        self.with_lm = with_lm
+        self.max_wavelength = max_wavelength
+        self.scaling_factor = scaling_factor
+        self.rope_scaling = rope_scaling
+        self.use_EinsumDense = use_EinsumDense
+        self.use_bias = use_bias
+        self.use_dense_bias = use_dense_bias
+        self.input_scale = input_scale
+        self.share_emebding = bool(agreeing("share_emebding", share_emebding, "share_embedding", share_embedding))
+        self.rope_mode = rope_mode
+        self.rms_norm_eps = rms_norm_eps
+
+    @property
+    def share_embedding(self):
+        return self.share_emebding
+
+    def get_inputs(self):
+        return [keras.Input(shape=(self.sequence_length,), dtype="int32", name=self.prefixed("Input-Token"))]
+
+    def apply_embeddings(self, inputs):
+        token_ids = inputs[0] if isinstance(inputs, (list, tuple)) else inputs
+        x = self.apply(
+            token_ids,
+            Embedding,
+            input_dim=self.vocab_size,
+            output_dim=self.hidden_size,
+            embeddings_initializer=self.initializer,
+            name="Embedding-Token",
+        )
+        if self.input_scale:
+            x = self.apply(x, keras.layers.Rescaling, scale=math.sqrt(self.hidden_size), name="Embedding-Scale")
+        return self.apply(x, keras.layers.Dropout, rate=self.dropout_rate, name="Embedding-Dropout")
+
+    def apply_main_layers(self, inputs, index):
+        arguments = {"p_bias": "rotary", "attention_bias": self.compute_attention_bias(index)}
+        return self.apply_block(inputs, index, arguments)[0]
+
+    def apply_block(self, x, index, attention_arguments):
+        """One pre-norm block; returns `(x, cache)`, the cache when `attention_arguments` has one."""
+        attention = f"Transformer-{index}-MultiHeadSelfAttention"
+        feed_forward = f"Transformer-{index}-FeedForward"
+        y = self.apply_norm(x, f"{attention}-Norm")
+        y = self.apply(y, arguments=attention_arguments, name=attention, **self.attention_layer(index))
+        cache = None
+        if attention_arguments.get("cache") is not None:
+            y, cache = y
+        y = self.apply_post_norm(y, f"{attention}-Norm-post")
+        y = self.apply(y, keras.layers.Dropout, rate=self.dropout_rate, name=f"{attention}-Dropout")
+        x = self.apply([x, y], keras.layers.Add, name=f"{attention}-Add")
+        y = self.apply_norm(x, f"{feed_forward}-Norm")
+        y = self.apply(y, name=feed_forward, **self.feed_forward_layer())
+        y = self.apply_post_norm(y, f"{feed_forward}-Norm-post")
+        y = self.apply(y, keras.layers.Dropout, rate=self.dropout_rate, name=f"{feed_forward}-Dropout")
+        x = self.apply([x, y], keras.layers.Add, name=f"{feed_forward}-Add")
+        return x, cache
+
+    def apply_norm(self, x, name):
+        return self.apply(x, self.norm_layer, epsilon=self.rms_norm_eps, name=name)
+
+    def apply_post_norm(self, x, name):
+        """Gemma2's norms after attention and feed-forward; none here."""
+        return x
+
+    def attention_layer(self, index):
+        """The `MultiHeadAttention` arguments of block `index`."""
+        return {
+            "layer": MultiHeadAttention,
+            "heads": self.num_attention_heads,
+            "head_size": self.attention_head_size,
+            "out_dim": self.hidden_size,
+            "key_size": self.attention_key_size,
+            "use_bias": self.use_bias,
+            "o_bias": self.o_bias,
+            "normalization": "softmax-fp32",
+            "attention_dropout": self.attention_dropout_rate,
+            "kernel_initializer": self.initializer,
+            "query_head": self.query_head,
+            "use_EinsumDense": self.use_EinsumDense,
+            "rope_mode": self.rope_mode,
+            "max_wavelength": self.max_wavelength,
+            "scaling_factor": self.scaling_factor,
+            "rope_scaling": self.rope_scaling,
+            "GQA_mode": self.GQA_mode,
+        }
+
+    def feed_forward_layer(self):
+        return {
+            "layer": GemmaFeedForward,
+            "units": self.intermediate_size,
+            "use_bias": self.use_dense_bias,
+            "kernel_initializer": self.initializer,
+        }
+
+    def apply_final_layers(self, inputs):
+        x = self.apply_norm(inputs, "Output-Norm")
+        x = self.apply(x, keras.layers.Dropout, rate=self.dropout_rate, name="Output-Dropout")
+        if not self.with_lm:
+            return x
+        if self.share_emebding:
+            x = self.apply(x, Embedding, arguments={"mode": "dense"}, name="Embedding-Token")
+        else:
+            x = self.apply(
+                x,
+                keras.layers.Dense,
+                units=self.vocab_size,
+                use_bias=False,
+                kernel_initializer=self.initializer,
+                name="Decoder-Output-LM",
+            )
+        x = self.apply_logit_cap(x)
+        activation = "softmax" if self.with_lm is True else self.with_lm
+        if activation in ("linear", None):
+            return x
+        return self.apply(
+            x, keras.layers.Activation, activation=activation, dtype="float32", name="Output-LM-Activation"
+        )
+
+    def apply_logit_cap(self, logits):
+        """Gemma2's final-logit soft cap; none here."""
+        return logits
+
+    # Decoding protocol (see DESIGN.md): what b4k3-generate drives.
+
+    def build_cache(self, batch_size, max_length, dtype=None):
+        """The empty KV cache: one `(batch, 2, max_length, kv_heads, head_size)` tensor per layer."""
+        dtype = dtype or keras.config.dtype_policy().compute_dtype
+        shape = (batch_size, 2, max_length, self.num_attention_heads, self.attention_head_size)
+        return [ops.zeros(shape, dtype=dtype) for _ in range(self.num_hidden_layers)]
+
+    def call_with_cache(self, inputs, cache, index):
+        """The LM head's output for `inputs` (`(batch, T)` token ids at positions `index ..
+        index + T - 1`) and the cache with their keys and values written in.
+
+        `index` is one position for every row (an int or a 0-d tensor: the prompt's prefill at 0,
+        or lock-step decoding) or a `(batch,)` tensor, each row at its own position (ragged
+        prompts). Each query sees the cached positions up to its own; rotary positions come from
+        `index`. Returns `(outputs, new_cache)`.
+        """
+        token_ids = ops.convert_to_tensor(inputs, "int32")
+        index = ops.convert_to_tensor(index, "int32")
+        batch_size, length = ops.shape(token_ids)[0], ops.shape(token_ids)[1]
+        starts = index if len(index.shape) == 1 else ops.broadcast_to(index, (batch_size,))
+        positions = starts[:, None] + ops.arange(length, dtype="int32")[None]
+        key_positions = ops.arange(ops.shape(cache[0])[2], dtype="int32")[None, None]
+        x = self.apply_embeddings([token_ids])
+        new_cache = []
+        for layer_index, layer_cache in enumerate(cache):
+            arguments = {
+                "p_bias": "rotary",
+                "attention_bias": self.cache_attention_mask(positions[:, :, None], key_positions, layer_index),
+                "cache": layer_cache,
+                "cache_index": index,
+            }
+            x, layer_cache = self.apply_block(x, layer_index, arguments)
+            new_cache.append(layer_cache)
+        return self.apply_final_layers(x), new_cache
+
+    def cache_attention_mask(self, query_positions, key_positions, layer_index):
+        """`(batch, T, max_length)` bool: which cached positions each new token attends to."""
+        return key_positions <= query_positions
+
+    # Checkpoints
+
+    def variable_mapping(self, checkpoint):
+        if checkpoint.format != "hf":
+            raise ValueError(
+                f"{type(self).__name__} reads Hugging Face directories (or .weights.h5 through keras_weights_path), "
+                f"not {checkpoint.source}"
+            )
+        base = hf_base_prefix(checkpoint, ("model.",))
+        mapping = {
+            "Embedding-Token": {"embeddings": Weight(f"{base}embed_tokens.weight", self.load_embeddings)},
+            "Output-Norm": self.hf_norm(f"{base}norm"),
+            "Decoder-Output-LM": {"kernel": Weight("lm_head.weight", self.lm_head_kernel)},
+        }
+        for index in range(self.num_hidden_layers):
+            scope = f"{base}layers.{index}"
+            attention = f"Transformer-{index}-MultiHeadSelfAttention"
+            feed_forward = f"Transformer-{index}-FeedForward"
+            mapping[attention] = self.hf_attention(f"{scope}.self_attn")
+            mapping.update(self.hf_norms(scope, attention, feed_forward))
+            mapping[feed_forward] = self.hf_feed_forward(f"{scope}.mlp")
+        return mapping
+
+    def known_extra_keys(self, checkpoint):
+        """A tied model's checkpoint may store the output matrix too (a copy of the embeddings)."""
+        return ["lm_head.weight"] if self.share_emebding else []
+
+    def lm_head_kernel(self, weight):
+        """`lm_head.weight` `(vocab, hidden)` as the Dense kernel, `keep_tokens` applied."""
+        return np.ascontiguousarray(self.load_embeddings(weight).T)
+
+    @staticmethod
+    def hf_norm(scope):
+        return {"scale": Weight(f"{scope}.weight")}
+
+    def hf_norms(self, scope, attention, feed_forward):
+        return {
+            f"{attention}-Norm": self.hf_norm(f"{scope}.input_layernorm"),
+            f"{feed_forward}-Norm": self.hf_norm(f"{scope}.post_attention_layernorm"),
+        }
+
+    def hf_attention(self, scope):
+        """q/k/v/o projections, as `Dense` kernels or, with `use_EinsumDense`, per-head ones."""
+        q, k, v, o = (f"{scope}.{name}_proj" for name in "qkvo")
+        o_bias = self.use_bias if self.o_bias is None else self.o_bias
+        if not self.use_EinsumDense:
+            return HF_NAMES.attention(q, k, v, o, use_bias=self.use_bias, o_bias=o_bias)
+        head_size = self.attention_head_size
+
+        def per_head_kernel(heads):  # (heads * head_size, hidden) -> (heads, hidden, head_size)
+            return lambda weight: np.ascontiguousarray(weight.reshape(heads, head_size, -1).transpose(0, 2, 1))
+
+        def per_head_bias(heads):
+            return lambda bias: bias.reshape(heads, head_size)
+
+        weights = {
+            "query/kernel": Weight(f"{q}.weight", per_head_kernel(self.query_head)),
+            "key/kernel": Weight(f"{k}.weight", per_head_kernel(self.num_attention_heads)),
+            "value/kernel": Weight(f"{v}.weight", per_head_kernel(self.num_attention_heads)),
+            "attention_output/kernel": Weight(
+                f"{o}.weight", lambda weight: np.ascontiguousarray(weight.T.reshape(self.query_head, head_size, -1))
+            ),
+        }
+        if self.use_bias:
+            weights["query/bias"] = Weight(f"{q}.bias", per_head_bias(self.query_head))
+            weights["key/bias"] = Weight(f"{k}.bias", per_head_bias(self.num_attention_heads))
+            weights["value/bias"] = Weight(f"{v}.bias", per_head_bias(self.num_attention_heads))
+        if o_bias:
+            weights["attention_output/bias"] = Weight(f"{o}.bias")
+        return weights
+
+    def hf_feed_forward(self, scope):
+        gate, up, down = (f"{scope}.{name}_proj" for name in ("gate", "up", "down"))
+        return HF_NAMES.feed_forward([gate, up], down, use_bias=self.use_dense_bias)
+
+
+class Llama(Gemma):
+    """Llama (and Qwen, Yi): Gemma's network with Llama's RMS norm `x * scale`, a SwiGLU
+    feed-forward (`hidden_act`, SiLU), unscaled inputs, plain Dense projections and an untied head.
+    Qwen: `use_bias=True, o_bias=False`."""
+
+    norm_layer = LlamaLayerNorm
+    GQA_mode = "llama"
+
+    def __init__(self, input_scale=False, use_EinsumDense=False, share_emebding=False, **kwargs):
+        super().__init__(
+            input_scale=input_scale, use_EinsumDense=use_EinsumDense, share_emebding=share_emebding, **kwargs
+        )
+
+    def feed_forward_layer(self):
+        return {
+            "layer": LLamaFeedForward,
+            "units": self.intermediate_size,
+            "activation": self.hidden_act,
+            "use_bias": self.use_dense_bias,
+            "kernel_initializer": self.initializer,
+        }
+
+    def hf_feed_forward(self, scope):
+        names = ("feedforward_gate_dense", "feedforward_intermediate_dense", "feedforward_output_dense")
+        weights = {}
+        for name, projection in zip(names, ("gate", "up", "down"), strict=True):
+            for path, weight in HF_NAMES.dense(f"{scope}.{projection}_proj", self.use_dense_bias).items():
+                weights[f"{name}/{path}"] = weight
+        return weights
+
+
+class Gemma2(Gemma):
+    """Gemma2: Gemma with norms after attention and feed-forward too, soft-capped attention
+    logits and final logits, sliding-window attention on every other layer (the even ones), and
+    queries scaled by `query_pre_attn_scalar ** -0.5`.
+
+    Args:
+        logit_soft_cap: attention logits become `tanh(logits / cap) * cap` (None: not capped).
+        final_logit_soft_cap: the same for the LM head's logits.
+        use_sliding_window_attention, sliding_window_size: even layers attend to the last
+            `sliding_window_size` positions only.
+        use_post_ffw_norm, use_post_attention_norm: the extra norms.
+        query_head_dim_normalize: scale queries by 1/sqrt(head_size) (else 1/sqrt(hidden_size /
+            query heads)); `query_pre_attn_scalar` (Hugging Face's) overrides both.
+    """
+
+    def __init__(
+        self,
+        logit_soft_cap=None,
+        final_logit_soft_cap=None,
+        use_sliding_window_attention=False,
+        sliding_window_size=4096,
+        use_post_ffw_norm=False,
+        use_post_attention_norm=False,
+        query_head_dim_normalize=True,
+        query_pre_attn_scalar=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.logit_soft_cap = logit_soft_cap
+        self.final_logit_soft_cap = final_logit_soft_cap
+        self.use_sliding_window_attention = use_sliding_window_attention
+        self.sliding_window_size = sliding_window_size
+        self.use_post_ffw_norm = use_post_ffw_norm
+        self.use_post_attention_norm = use_post_attention_norm
+        self.query_head_dim_normalize = query_head_dim_normalize
+        if query_pre_attn_scalar is None:
+            query_pre_attn_scalar = (
+                self.attention_head_size if query_head_dim_normalize else self.hidden_size // self.query_head
+            )
+        self.query_pre_attn_scalar = query_pre_attn_scalar
+        self.sliding_attention_bias = None
+
+    def is_sliding(self, index):
+        return self.use_sliding_window_attention and index % 2 == 0
+
+    def compute_attention_bias(self, inputs=None):
+        if not self.is_sliding(inputs):
+            return super().compute_attention_bias(inputs)
+        if self.sliding_attention_bias is None:
+            self.sliding_attention_bias = self.apply(
+                self.inputs[0], CausalMask, window=self.sliding_window_size, name="Attention-Mask-Sliding"
+            )
+        return self.sliding_attention_bias
+
+    def cache_attention_mask(self, query_positions, key_positions, layer_index):
+        mask = super().cache_attention_mask(query_positions, key_positions, layer_index)
+        if self.is_sliding(layer_index):
+            mask = ops.logical_and(mask, key_positions > query_positions - self.sliding_window_size)
+        return mask
+
+    def attention_layer(self, index):
+        return {
+            **super().attention_layer(index),
+            "attention_scale": self.query_pre_attn_scalar**-0.5,
+            "logit_soft_cap": self.logit_soft_cap,
+        }
+
+    def apply_post_norm(self, x, name):
+        is_attention = "MultiHeadSelfAttention" in name
+        if self.use_post_attention_norm if is_attention else self.use_post_ffw_norm:
+            return self.apply_norm(x, name)
+        return x
+
+    def apply_logit_cap(self, logits):
+        if self.final_logit_soft_cap is None:
+            return logits
+        return self.apply(logits, SoftCap, cap=self.final_logit_soft_cap, name="Output-Logit-Soft-Cap")
+
+    def hf_norms(self, scope, attention, feed_forward):
+        return {
+            f"{attention}-Norm": self.hf_norm(f"{scope}.input_layernorm"),
+            f"{attention}-Norm-post": self.hf_norm(f"{scope}.post_attention_layernorm"),
+            f"{feed_forward}-Norm": self.hf_norm(f"{scope}.pre_feedforward_layernorm"),
+            f"{feed_forward}-Norm-post": self.hf_norm(f"{scope}.post_feedforward_layernorm"),
+        }
+
+
+def hf_rope(hf_config):
+    """`(max_wavelength, rope_scaling)` from a Hugging Face config: transformers 5's
+    `rope_parameters`, or the older `rope_theta` + `rope_scaling`."""
+    rope = dict(hf_config.get("rope_parameters") or hf_config.get("rope_scaling") or {})
+    theta = rope.pop("rope_theta", hf_config.get("rope_theta", 10_000.0))
+    rope_type = rope.get("rope_type", rope.get("type", "default"))
+    return theta, (None if rope_type == "default" else rope)
+
+
+def llama_config_from_hf(hf_config):
+    """b4k3 `Llama` arguments from a Hugging Face Llama / Qwen2 / Gemma / Gemma2 config dict."""
+    model_type = hf_config.get("model_type")
+    reject_unsupported(hf_config, use_sliding_window=(False, None))
+    query_heads = hf_config["num_attention_heads"]
+    theta, rope_scaling = hf_rope(hf_config)
+    config = {
+        "vocab_size": hf_config["vocab_size"],
+        "hidden_size": hf_config["hidden_size"],
+        "num_hidden_layers": hf_config["num_hidden_layers"],
+        "intermediate_size": hf_config["intermediate_size"],
+        "query_head": query_heads,
+        "num_attention_heads": hf_config.get("num_key_value_heads") or query_heads,
+        "attention_head_size": hf_config.get("head_dim") or hf_config["hidden_size"] // query_heads,
+        "hidden_act": hf_activation(hf_config.get("hidden_act") or hf_config.get("hidden_activation") or "silu"),
+        "max_wavelength": theta,
+        "rope_scaling": rope_scaling,
+        "rms_norm_eps": hf_config.get("rms_norm_eps", 1e-6),
+        "attention_dropout_rate": hf_config.get("attention_dropout"),
+        "share_emebding": hf_config.get("tie_word_embeddings", model_type in ("gemma", "gemma2")),
+    }
+    if model_type == "qwen2":  # q/k/v biases always, none on the output projection
+        config.update(use_bias=True, o_bias=False)
+    else:
+        config.update(use_bias=hf_config.get("attention_bias", False), o_bias=hf_config.get("attention_bias", False))
+    if model_type in ("llama", "qwen2"):
+        config["use_dense_bias"] = hf_config.get("mlp_bias", False)
+    if model_type == "gemma2":
+        config.update(gemma2_config_from_hf(hf_config))
+    return config
+
+
+def gemma2_config_from_hf(hf_config):
+    """Gemma2's own settings; layer types other than sliding-on-even-layers are refused."""
+    layers = hf_config["num_hidden_layers"]
+    layer_types = hf_config.get("layer_types") or [
+        "sliding_attention" if index % 2 == 0 else "full_attention" for index in range(layers)
+    ]
+    sliding = [kind == "sliding_attention" for kind in layer_types]
+    window = hf_config.get("sliding_window")
+    if any(sliding) and sliding != [index % 2 == 0 for index in range(layers)]:
+        raise ValueError(f"Gemma2 layer_types {layer_types} are not supported: b4k3 slides on the even layers")
+    return {
+        "logit_soft_cap": hf_config.get("attn_logit_softcapping"),
+        "final_logit_soft_cap": hf_config.get("final_logit_softcapping"),
+        "use_sliding_window_attention": any(sliding) and window is not None,
+        "sliding_window_size": window or 4096,
+        "use_post_ffw_norm": True,
+        "use_post_attention_norm": True,
+        "query_pre_attn_scalar": hf_config.get("query_pre_attn_scalar"),
+    }
