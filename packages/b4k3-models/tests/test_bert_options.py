@@ -203,7 +203,7 @@ def test_no_segment_vocabulary_means_a_single_input(batch):
     assert [tensor.name for tensor in model.inputs] == ["Input-Token"]
     assert "Embedding-Segment" not in [layer.name for layer in model.layers]
     ids, _, _ = batch
-    assert predict(model, [ids]).shape == (*ids.shape, TINY["hidden_size"])
+    assert predict(model, ids).shape == (*ids.shape, TINY["hidden_size"])
 
 
 def test_layers_have_bert4keras_names(directory):
