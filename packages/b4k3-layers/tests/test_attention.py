@@ -1,6 +1,7 @@
 """MultiHeadAttention against a NumPy reference written from the math (fp32, 1e-5 tolerance),
-in both calling forms, with grouped heads, rotary and relative positions, all normalizations, and
-a KV cache fed token by token."""
+in both calling forms, with grouped heads, rotary and relative positions, all normalizations,
+Gemma 2's logit scale and soft-capping, and a KV cache fed token by token, with one index for the
+batch or one per row."""
 
 import keras
 import numpy as np
@@ -15,6 +16,14 @@ X = RNG.normal(size=(BATCH, LENGTH, HIDDEN)).astype("float32")
 Y = RNG.normal(size=(BATCH, LENGTH + 2, HIDDEN)).astype("float32")
 KEY_MASK = np.array([[1] * LENGTH, [1] * (LENGTH - 2) + [0] * 2], dtype=bool)
 CAUSAL = np.tril(np.ones((LENGTH, LENGTH), dtype=bool))
+# Llama 3.1's rope scaling, shrunk so that the head size 8's wavelengths fall in all three ranges.
+LLAMA3_SCALING = {
+    "rope_type": "llama3",
+    "factor": 8.0,
+    "low_freq_factor": 1.0,
+    "high_freq_factor": 4.0,
+    "original_max_position_embeddings": 16,
+}
 
 
 def softmax(x):
@@ -37,11 +46,14 @@ def rotate_interleaved(x, angles):
     return out
 
 
-def rotate_half_split(x, start=0, base=10000.0):
-    """Llama's RoPE: feature i pairs with i + D/2."""
+def rotate_half_split(x, start=0, base=10000.0, frequencies=None):
+    """Llama's RoPE: feature i pairs with i + D/2; `start` a number or one per row."""
     dim = x.shape[-1]
-    angles = (start + np.arange(x.shape[1]))[:, None] * base ** (-2 * np.arange(dim // 2) / dim)
-    z = (x[..., : dim // 2] + 1j * x[..., dim // 2 :]) * np.exp(1j * angles)[None, :, None, :]
+    if frequencies is None:
+        frequencies = base ** (-2 * np.arange(dim // 2) / dim)
+    starts = np.broadcast_to(np.asarray(start, dtype="float64"), (x.shape[0],))
+    angles = (starts[:, None] + np.arange(x.shape[1]))[..., None] * frequencies  # (B, L, D/2)
+    z = (x[..., : dim // 2] + 1j * x[..., dim // 2 :]) * np.exp(1j * angles)[:, :, None, :]
     return np.concatenate([z.real, z.imag], axis=-1)
 
 
@@ -61,7 +73,8 @@ def reference(layer, q, k, v, key_mask=None, bias=None, rotary=None, relative=No
         _, angles = sinusoidal_table(q.shape[1], key_size)
         qw, kw = rotate_interleaved(qw, angles), rotate_interleaved(kw, angles)
     elif rotary == "keras":
-        qw, kw = rotate_half_split(qw, rope_start), rotate_half_split(kw, rope_start)
+        frequencies = layer.rotary.inverse_frequencies(key_size).astype("float64")  # rope_scaling applied
+        qw, kw = (rotate_half_split(x, rope_start, frequencies=frequencies) for x in (qw, kw))
     groups = query_head // heads
     kw, vw = np.repeat(kw, groups, axis=2), np.repeat(vw, groups, axis=2)  # query head i -> kv head i // groups
     scores = np.einsum("bqhd,bkhd->bhqk", qw, kw)
@@ -69,8 +82,12 @@ def reference(layer, q, k, v, key_mask=None, bias=None, rotary=None, relative=No
         scores = scores + np.einsum("bqhd,qkd->bhqk", qw, relative)
     elif relative_kind == "t5_relative":
         scores = scores + relative.transpose(2, 0, 1)[None]
-    if layer.attention_scale:
+    if layer.attention_scale is True:
         scores = scores / np.sqrt(key_size)
+    elif layer.attention_scale:
+        scores = scores * layer.attention_scale
+    if layer.logit_soft_cap is not None:
+        scores = np.tanh(scores / layer.logit_soft_cap) * layer.logit_soft_cap
     keep = np.ones(scores.shape, dtype=bool)
     if key_mask is not None:
         keep &= key_mask[:, None, None, :]
@@ -123,6 +140,8 @@ def test_keyword_form_saves_and_loads(tmp_path):
         {"normalization": "squared_relu"},
         {"normalization": "softmax_plus"},
         {"normalization": "softmax-fp32", "attention_scale": False},
+        {"attention_scale": 0.2},
+        {"heads": 2, "query_head": 4, "attention_scale": 0.5, "logit_soft_cap": 0.8},  # Gemma 2's
     ],
 )
 def test_variants_match_numpy(kwargs, tmp_path):
@@ -234,6 +253,13 @@ def test_flash_attention_switch_matches_the_default_path(monkeypatch):
         ({"normalization": "sparsemax"}, "normalization"),
         ({"rope_mode": "yarn"}, "rope_mode"),
         ({"GQA_mode": "mistral"}, "GQA_mode"),
+        ({"attention_scale": 0}, "attention_scale"),
+        ({"attention_scale": -0.5}, "attention_scale"),
+        ({"attention_scale": "sqrt"}, "attention_scale"),
+        ({"logit_soft_cap": 0.0}, "logit_soft_cap"),
+        ({"logit_soft_cap": True}, "logit_soft_cap"),
+        ({"rope_scaling": {"rope_type": "linear", "factor": 2.0}}, "rope_mode='keras'"),
+        ({"rope_mode": "keras", "rope_scaling": {"rope_type": "yarn", "factor": 2.0}}, "'yarn' is not supported"),
     ],
 )
 def test_bad_arguments_name_themselves(kwargs, message):
@@ -262,3 +288,146 @@ def test_mixed_bfloat16_policy_computes_in_bfloat16_with_float32_softmax():
     assert all(keras.backend.standardize_dtype(w.dtype) == "float32" for w in layer.weights)
     expected = reference(layer, X, X, X, bias=CAUSAL)[0]
     np.testing.assert_allclose(to_numpy(out).astype("float32"), expected, atol=0.1, rtol=0.05)
+
+
+def test_logit_soft_cap_caps_the_returned_logits_and_saves(tmp_path):
+    layer = make(heads=2, query_head=4, attention_scale=0.5, logit_soft_cap=0.8, return_attention_scores=True)
+    out, scores = run_layer_test(lambda: layer, [X, Y, Y], tmp_path)
+    expected_out, expected_scores = reference(layer, X, Y, Y)
+    assert_close(out, expected_out)
+    assert_close(scores, expected_scores)
+    assert np.abs(scores).max() < 0.8
+    assert layer.get_config()["logit_soft_cap"] == 0.8
+    assert layer.get_config()["attention_scale"] == 0.5
+
+
+def test_flash_attention_switch_leaves_soft_capped_attention_alone(monkeypatch):
+    layer = make(heads=2, query_head=4, logit_soft_cap=0.5)
+    monkeypatch.setenv("FLASH_ATTN", "1")
+    assert_close(layer(X, attention_bias=CAUSAL), reference(layer, X, X, X, bias=CAUSAL)[0])
+
+
+def test_keras_rotary_with_llama3_rope_scaling(tmp_path):
+    layer = make(heads=2, query_head=4, rope_mode="keras", rope_scaling=LLAMA3_SCALING)
+    run_layer_test(lambda: layer, X, tmp_path, call_kwargs={"p_bias": "rotary"})
+    expected = reference(layer, X, X, X, bias=CAUSAL, rotary="keras")[0]
+    assert_close(layer(X, attention_bias=CAUSAL, p_bias="rotary"), expected)
+    plain = make(heads=2, query_head=4, rope_mode="keras")
+    plain([X, X, X])
+    plain.set_weights(layer.get_weights())
+    assert not np.allclose(to_numpy(plain(X, attention_bias=CAUSAL, p_bias="rotary")), expected, atol=1e-3)
+
+
+# A KV cache index per row: the rows of a batch decoding at different positions.
+
+
+def visible(positions):
+    """`(batch, T, LENGTH)` bool mask over a cache of LENGTH slots: the query at `positions[b, t]`
+    sees key j iff j <= that position."""
+    return np.arange(LENGTH)[None, None] <= np.asarray(positions)[..., None]
+
+
+def as_float32(x):
+    return to_numpy(keras.ops.cast(x, "float32"))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_per_row_cache_index_writes_each_row_where_its_scalar_index_writes(dtype):
+    """The cache exactly (in its own dtype), the outputs to 1e-5: row b of a call with `cache_index`
+    `[3, 1]` is row b of the same call with the scalar `cache_index[b]`."""
+    layer = make(heads=2, query_head=4)
+    cache = keras.ops.cast(RNG.normal(size=(BATCH, 2, LENGTH, 2, 8)), dtype)  # old values stay where not written
+    index = np.array([3, 1], dtype="int32")
+    steps = X[:, :2]
+    positions = index[:, None] + np.arange(2)
+    out, written = layer(steps, attention_bias=visible(positions), cache=cache, cache_index=index)
+    for row, start in enumerate(index):
+        row_out, row_written = layer(steps, attention_bias=visible(positions[row]), cache=cache, cache_index=int(start))
+        np.testing.assert_array_equal(as_float32(written)[row], as_float32(row_written)[row])
+        assert_close(as_float32(out)[row], as_float32(row_out)[row])
+
+
+def test_per_row_cache_index_writes_nothing_past_the_end():
+    layer = make()
+    cache = np.zeros((BATCH, 2, LENGTH, 4, 8), "float32")
+    _, written = layer(X[:, :2], cache=cache, cache_index=np.array([LENGTH - 1, 0], dtype="int32"))
+    written = to_numpy(written) != 0
+    assert written[0, :, LENGTH - 1].all()
+    assert not written[0, :, : LENGTH - 1].any()
+    assert written[1, :, :2].all()
+    assert not written[1, :, 2:].any()
+
+
+def test_rows_decoding_at_different_positions_match_their_full_pass():
+    """Row 0 has a 2-token prompt, row 1 a 4-token one: one prefill call for both (row 0's last two
+    slots get padding, hidden by its mask, then overwritten by its own tokens), then token by token,
+    each row at its own position. Every real token's output is the causal full pass's, 1e-5."""
+    layer = make(heads=2, query_head=4, rope_mode="keras")
+    full = to_numpy(layer(X, attention_bias=CAUSAL, p_bias="rotary"))
+    prompt = X[:, :4].copy()
+    prompt[0, 2:] = RNG.normal(size=(2, HIDDEN))
+    cache = np.zeros((BATCH, 2, LENGTH, 2, 8), "float32")
+    out, cache = layer(
+        prompt,
+        attention_bias=visible(np.tile(np.arange(4), (BATCH, 1))),
+        p_bias="rotary",
+        cache=cache,
+        cache_index=np.zeros(BATCH, "int32"),
+    )
+    assert_close(to_numpy(out)[0, :2], full[0, :2])
+    assert_close(to_numpy(out)[1], full[1, :4])
+    for step in range(2):
+        index = np.array([2, 4], dtype="int32") + step
+        token = X[np.arange(BATCH), index][:, None]
+        mask = visible(index[:, None])
+        out, cache = layer(token, attention_bias=mask, p_bias="rotary", cache=cache, cache_index=index)
+        for row, position in enumerate(index):
+            assert_close(to_numpy(out)[row], full[row, position : position + 1])
+
+
+def compiled(fn):
+    """`fn` compiled the way each backend compiles a decode step (torch runs it eagerly)."""
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return jax.jit(fn)
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.function(fn)
+    return fn
+
+
+def test_per_row_cache_index_inside_a_compiled_loop():
+    """Row 1 starts two tokens ahead (its prompt is in the cache; row 0's slots hold padding), and a
+    compiled loop decodes both with `cache_index = t + offsets`, a traced (batch,) vector."""
+    layer = make(heads=2, query_head=4, rope_mode="keras", rope_scaling=LLAMA3_SCALING)
+    full = to_numpy(layer(X, attention_bias=CAUSAL, p_bias="rotary"))
+    prompt = X[:, :2].copy()
+    prompt[0] = RNG.normal(size=(2, HIDDEN))
+    cache = np.zeros((BATCH, 2, LENGTH, 2, 8), "float32")
+    _, cache = layer(prompt, attention_bias=CAUSAL[:2], p_bias="rotary", cache=cache, cache_index=0)
+    steps = LENGTH - 2
+
+    @compiled
+    def decode(x, cache, offsets):
+        def step(t, state):
+            cache, outputs = state
+            index = t + offsets
+            token = keras.ops.take_along_axis(x, keras.ops.broadcast_to(index[:, None, None], (BATCH, 1, HIDDEN)), 1)
+            mask = keras.ops.arange(LENGTH)[None, None] <= index[:, None, None]
+            out, cache = layer(token, attention_bias=mask, p_bias="rotary", cache=cache, cache_index=index)
+            return cache, keras.ops.slice_update(outputs, [0, t, 0], out)
+
+        return keras.ops.fori_loop(0, steps, step, (cache, keras.ops.zeros((BATCH, steps, HIDDEN))))[1]
+
+    convert = keras.ops.convert_to_tensor
+    outputs = to_numpy(decode(convert(X), cache, convert(np.array([0, 2], dtype="int32"))))
+    assert_close(outputs[0], full[0, :steps])
+    assert_close(outputs[1], full[1, 2:])
+
+
+def test_cache_index_must_be_a_scalar_or_one_per_row():
+    layer = make()
+    with pytest.raises(ValueError, match="cache_index"):
+        layer(X[:, :1], cache=np.zeros((BATCH, 2, LENGTH, 4, 8), "float32"), cache_index=np.zeros((2, 2), "int32"))

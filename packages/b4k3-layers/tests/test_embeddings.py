@@ -1,6 +1,7 @@
 """Embedding layers against NumPy references written from the math, fp32 tolerance 1e-5 (relative
-and absolute); the T5 buckets also against Hugging Face's own function where transformers is
-installed. The common Keras checks come from `layer_checks.run_layer_test`."""
+and absolute); the T5 buckets and the scaled rotary frequencies also against Hugging Face's own
+functions where transformers is installed. The common Keras checks come from
+`layer_checks.run_layer_test`."""
 
 import math
 
@@ -345,3 +346,142 @@ def test_rotary_embedding_rejects_bad_arguments():
         RotaryEmbedding(max_wavelength=0)
     with pytest.raises(ValueError, match="scaling_factor"):
         RotaryEmbedding(scaling_factor=-1.0)
+
+
+# RotaryEmbedding: Hugging Face rope scaling and per-row start positions
+
+LLAMA3_SCALING = {
+    "rope_type": "llama3",
+    "factor": 8.0,
+    "low_freq_factor": 1.0,
+    "high_freq_factor": 4.0,
+    # With dim 16 and base 10000 the wavelengths run from 6 to 20000: some below original / high
+    # (64, kept), one between (interpolated) and the rest above original / low (256, divided).
+    "original_max_position_embeddings": 256,
+}
+
+
+def compiled(fn):
+    """`fn` compiled the way each backend compiles a decode step (torch runs it eagerly)."""
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return jax.jit(fn)
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.function(fn)
+    return fn
+
+
+def rotate_with_frequencies(x, frequencies, start_index=0):
+    """`reference_rotary` with given inverse frequencies; `start_index` a number or one per row."""
+    starts = np.broadcast_to(np.asarray(start_index, dtype="float64"), (x.shape[0],))
+    angles = (starts[:, None] + np.arange(x.shape[1]))[..., None] * frequencies  # (batch, seq_len, dim/2)
+    angles = angles.reshape(*angles.shape[:2], *[1] * (x.ndim - 3), -1)
+    dim = x.shape[-1]
+    first, second = x[..., : dim // 2], x[..., dim // 2 :]
+    cos, sin = np.cos(angles), np.sin(angles)
+    return np.concatenate([first * cos - second * sin, second * cos + first * sin], axis=-1)
+
+
+@pytest.mark.parametrize(
+    "rope_scaling", [LLAMA3_SCALING, {"type": "linear", "factor": 4.0}, {"rope_type": "linear", "factor": 2}]
+)
+def test_rotary_embedding_scaled_frequencies_match_transformers(rope_scaling, tmp_path):
+    """Reference: transformers' `ROPE_INIT_FUNCTIONS` for a LlamaConfig with head_dim 16; the
+    frequencies to 1e-6 relative, the rotation at positions 300.. to 1e-4 (float32 angles)."""
+    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("torch")
+    from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
+
+    config = transformers.LlamaConfig(
+        hidden_size=32, num_attention_heads=2, head_dim=16, rope_theta=10000.0, rope_scaling=dict(rope_scaling)
+    )
+    rope_type = rope_scaling.get("rope_type", rope_scaling.get("type"))
+    expected, _ = ROPE_INIT_FUNCTIONS[rope_type](config, "cpu")
+    make, made = recording(lambda: RotaryEmbedding(rope_scaling=rope_scaling))
+    x = RNG.normal(size=(2, 5, 3, 16)).astype("float32")
+    out = run_layer_test(make, x, tmp_path, call_kwargs={"start_index": 300})
+    frequencies = made[0].inverse_frequencies(16)
+    assert frequencies.dtype == np.float32
+    np.testing.assert_allclose(frequencies, expected.numpy(), rtol=1e-6)
+    assert_close(out, rotate_with_frequencies(x, expected.numpy().astype("float64"), 300), rtol=1e-4, atol=1e-4)
+
+
+def test_linear_rope_scaling_is_scaling_factor():
+    x = RNG.normal(size=(2, 5, 3, 16)).astype("float32")
+    linear = RotaryEmbedding(rope_scaling={"rope_type": "linear", "factor": 4.0})(x, start_index=40)
+    assert_close(linear, to_numpy(RotaryEmbedding(scaling_factor=4.0)(x, start_index=40)))
+    assert_close(RotaryEmbedding(rope_scaling={"rope_type": "default"})(x), reference_rotary(x))
+
+
+@pytest.mark.parametrize(
+    ("arguments", "x", "transpose"),
+    [
+        ({}, QKV, None),  # (batch, seq_len, heads, dim)
+        ({"feature_axis": 2}, np.transpose(QKV, (0, 1, 3, 2)), (0, 1, 3, 2)),  # (batch, seq_len, dim, heads)
+        ({"sequence_axis": 3, "feature_axis": 1}, np.transpose(QKV, (0, 3, 2, 1)), (0, 3, 2, 1)),
+    ],
+)
+def test_rotary_embedding_per_row_start_equals_each_row_alone(arguments, x, transpose, tmp_path):
+    starts = np.array([5, 0], dtype="int32")
+    out = run_layer_test(lambda: RotaryEmbedding(**arguments), x, tmp_path, call_kwargs={"start_index": starts})
+    rope = RotaryEmbedding(**arguments)
+    for row, start in enumerate(starts):
+        np.testing.assert_array_equal(out[row : row + 1], to_numpy(rope(x[row : row + 1], start_index=int(start))))
+    expected = np.concatenate([reference_rotary(QKV[row : row + 1], start) for row, start in enumerate(starts)])
+    assert_close(out, expected if transpose is None else np.transpose(expected, transpose))
+
+
+def test_rotary_embedding_per_row_start_inside_a_compiled_loop():
+    """Rows decoding at different positions: the loop passes `starts + p` (a traced (batch,) vector).
+    Tolerance 1e-4, the float32 angles at position 100."""
+    rope = RotaryEmbedding(rope_scaling=LLAMA3_SCALING)
+    batch, seq_len, heads, dim = QKV.shape
+    starts = np.array([100, 3], dtype="int32")
+
+    @compiled
+    def decode(x, starts):
+        def step(p, out):
+            token = ops.slice(x, (0, p, 0, 0), (batch, 1, heads, dim))
+            return ops.slice_update(out, (0, p, 0, 0), rope(token, start_index=starts + p))
+
+        return ops.fori_loop(0, seq_len, step, ops.zeros_like(x))
+
+    out = decode(ops.convert_to_tensor(QKV), ops.convert_to_tensor(starts))
+    expected = rotate_with_frequencies(QKV, rope.inverse_frequencies(dim).astype("float64"), starts)
+    assert_close(out, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_rotary_embedding_one_element_start_is_a_scalar():
+    """A `(1,)` start (bert4keras3's list form passes the cache index so) applies to every row."""
+    rope = RotaryEmbedding(sequence_axis=0, feature_axis=-1)  # no batch axis: only a scalar start fits
+    x = QKV[0]
+    assert_close(rope(x, start_index=np.array([4])), to_numpy(rope(x, start_index=4)))
+
+
+@pytest.mark.parametrize(
+    ("rope_scaling", "message"),
+    [
+        ({"rope_type": "dynamic", "factor": 2.0}, "'dynamic' is not supported.*'llama3'"),
+        ({"rope_type": "yarn", "factor": 4.0}, "'yarn' is not supported"),
+        ({"type": "longrope", "factor": 4.0}, "'longrope' is not supported"),
+        ({"rope_type": "llama3", "factor": 8.0}, "missing.*low_freq_factor"),
+        ({"rope_type": "linear", "factor": 2.0, "partial_rotary_factor": 0.5}, "unexpected.*partial_rotary_factor"),
+        ({"rope_type": "linear", "factor": 0}, "factor"),
+        ({**LLAMA3_SCALING, "low_freq_factor": 4.0}, "high_freq_factor > low_freq_factor"),
+        ({"rope_type": "linear", "factor": 2.0, "rope_theta": 500000.0}, "rope_theta"),
+        ("linear", "dict"),
+    ],
+)
+def test_rotary_embedding_rejects_rope_scaling_it_cannot_apply(rope_scaling, message):
+    with pytest.raises(ValueError, match=message):
+        RotaryEmbedding(rope_scaling=rope_scaling)
+
+
+def test_rotary_embedding_rejects_per_row_starts_it_cannot_place():
+    with pytest.raises(ValueError, match="batch on axis 0"):
+        RotaryEmbedding(sequence_axis=0)(np.zeros((4, 2, 8), "float32"), start_index=np.array([0, 1]))
+    with pytest.raises(ValueError, match="scalar or a"):
+        RotaryEmbedding()(QKV, start_index=np.zeros((2, 1), "int32"))

@@ -1,11 +1,13 @@
 """Multi-head attention of bert4keras3: one layer for every family, from BERT to Llama and Gemma.
 
 Grouped-query heads, interleaved ("su") or half-split ("keras") rotary positions, NEZHA and T5
-relative positions, four normalizations, and a KV cache written at an index (static shapes, so it
-runs inside a compiled decoding loop on every backend).
+relative positions, four normalizations, Gemma 2's logit soft-capping, and a KV cache written at an
+index, one for the batch or one per row (static shapes, so it runs inside a compiled decoding loop
+on every backend).
 """
 
 import math
+import numbers
 
 import keras
 
@@ -19,6 +21,11 @@ from b4k3_ops.backend import align, apply_rotary_position_embeddings, attention_
 GQA_MODES = ("llama", "gemma")
 ROPE_MODES = ("su", "keras")
 POSITION_BIASES = ("rotary", "typical_relative", "t5_relative")
+
+
+def is_positive_number(value):
+    """True for a positive int or float (not a bool)."""
+    return not isinstance(value, bool) and isinstance(value, numbers.Real) and value > 0
 
 
 @keras.saving.register_keras_serializable(package="b4k3")
@@ -37,7 +44,9 @@ class MultiHeadAttention(keras.layers.Layer):
         key_size: size of each query/key head; default `head_size`.
         use_bias: biases in the q/k/v projections.
         normalization: `'softmax'`, `'softmax-fp32'`, `'softmax_plus'` or `'squared_relu'`.
-        attention_scale: divide logits by sqrt(key_size).
+        attention_scale: True multiplies the logits by `1 / sqrt(key_size)`, False leaves them
+            unscaled, a positive number multiplies them by that number (Gemma 2's
+            `query_pre_attn_scalar ** -0.5`, which is not `key_size ** -0.5` in every size).
         attention_dropout: dropout rate on the attention weights.
         return_attention_scores: also return the logits (what RealFormer adds to the next layer).
         kernel_initializer: initializer of the projections.
@@ -48,13 +57,23 @@ class MultiHeadAttention(keras.layers.Layer):
             (half-split, computed here from `max_wavelength` and `scaling_factor`).
         max_wavelength, scaling_factor: of the `'keras'` rotary embedding.
         GQA_mode: `'llama'` or `'gemma'` (same result); `None`/`False` accepted when not grouped.
+        logit_soft_cap: None, or a positive number `c`: the scaled logits become
+            `tanh(logits / c) * c` before the bias and mask are applied (Gemma 2's
+            `attn_logit_softcapping`, which keeps logits in (-c, c)). The fused flash path is not
+            taken when set.
+        rope_scaling: Hugging Face's rope scaling dict for the `'keras'` rotary embedding
+            (rope_type 'linear' or 'llama3'; see `RotaryEmbedding`).
 
     Call, keyword form: `layer(query, key=None, value=None, key_mask=None, attention_bias=None,
     p_bias=None, position_bias=None, cache=None, cache_index=None)`. `attention_bias` is a bool
     mask or an additive bias broadcastable to `(batch, heads, q_len, k_len)` (e.g. causal);
     `p_bias` is `'rotary'`, `'typical_relative'` or `'t5_relative'` with `position_bias` its
     table; `cache` is `(batch, 2, max_len, heads, head_size)` (keys, values), written at
-    `cache_index` when given, and returned updated.
+    `cache_index` when given, and returned updated. `cache_index` is a Python int or a scalar
+    tensor (every row writes its new tokens from there), or a `(batch,)` int tensor: row `b` writes
+    its token `t` at `cache_index[b] + t`, and its `'keras'` rotary positions start at
+    `cache_index[b]`, so the rows of a batch can decode at different positions. A position outside
+    the cache is not written. (With rope_mode `'su'` the caller's table sets the positions.)
 
     Call, bert4keras3's list form: `layer([q, k, v, (bias), (rotary table), (cache), (index),
     (relative table)], a_bias=bool, p_bias=..., use_cache=bool, is_cache_update_index=bool)`.
@@ -82,6 +101,8 @@ class MultiHeadAttention(keras.layers.Layer):
         max_wavelength=10_000.0,
         scaling_factor=1.0,
         GQA_mode="llama",
+        logit_soft_cap=None,
+        rope_scaling=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -93,13 +114,22 @@ class MultiHeadAttention(keras.layers.Layer):
             raise ValueError(f"rope_mode must be one of {ROPE_MODES}, got {rope_mode!r}")
         if GQA_mode not in (*GQA_MODES, None, False):
             raise ValueError(f"GQA_mode must be one of {GQA_MODES}, got {GQA_mode!r}")
+        if not (isinstance(attention_scale, bool) or is_positive_number(attention_scale)):
+            raise ValueError(f"attention_scale must be True, False or a positive number, got {attention_scale!r}")
+        if not (logit_soft_cap is None or is_positive_number(logit_soft_cap)):
+            raise ValueError(f"logit_soft_cap must be None or a positive number, got {logit_soft_cap!r}")
+        if rope_scaling is not None and rope_mode != "keras":
+            raise ValueError(
+                f"rope_scaling applies to rope_mode='keras' (with rope_mode={rope_mode!r} the caller passes the "
+                f"rotary table), got rope_scaling={rope_scaling!r}"
+            )
         self.heads = heads
         self.head_size = head_size
         self.out_dim = out_dim
         self.key_size = key_size or head_size
         self.use_bias = use_bias
         self.normalization = normalization
-        self.attention_scale = attention_scale
+        self.attention_scale = attention_scale if isinstance(attention_scale, bool) else float(attention_scale)
         self.attention_dropout = attention_dropout
         self.return_attention_scores = return_attention_scores
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
@@ -110,9 +140,13 @@ class MultiHeadAttention(keras.layers.Layer):
         self.max_wavelength = max_wavelength
         self.scaling_factor = scaling_factor
         self.GQA_mode = GQA_mode
+        self.logit_soft_cap = None if logit_soft_cap is None else float(logit_soft_cap)
+        self.rope_scaling = None if rope_scaling is None else dict(rope_scaling)
         self.supports_masking = True
         self.dropout = keras.layers.Dropout(attention_dropout) if attention_dropout else None
-        self.rotary = RotaryEmbedding(max_wavelength, scaling_factor) if rope_mode == "keras" else None
+        self.rotary = None
+        if rope_mode == "keras":
+            self.rotary = RotaryEmbedding(max_wavelength, scaling_factor, rope_scaling=rope_scaling)
 
     @property
     def num_query_heads(self):
@@ -222,13 +256,14 @@ class MultiHeadAttention(keras.layers.Layer):
         qw = self._project(self.q_dense, query, self.query_head, self.key_size)
         kw = self._project(self.k_dense, key, self.heads, self.key_size)
         vw = self._project(self.v_dense, value, self.heads, self.head_size)
+        index = None if cache_index is None else self._cache_index(cache_index)
 
         if p_bias == "rotary":
             if self.rope_mode == "su":
                 qw = apply_rotary_position_embeddings(position_bias, qw)
                 kw = apply_rotary_position_embeddings(position_bias, kw)
             else:
-                start = 0 if cache_index is None else cache_index
+                start = 0 if index is None else index
                 qw, kw = self.rotary(qw, start_index=start), self.rotary(kw, start_index=start)
 
         if cache is not None:
@@ -236,10 +271,12 @@ class MultiHeadAttention(keras.layers.Layer):
                 raise ValueError(
                     f"A KV cache needs key_size == head_size, got key_size={self.key_size}, head_size={self.head_size}"
                 )
-            if cache_index is not None:
-                index = ops.cast(ops.reshape(cache_index, ()), "int32")
+            if index is not None:
                 new = ops.cast(ops.stack([kw, vw], axis=1), cache.dtype)
-                cache = ops.slice_update(cache, [0, 0, index, 0, 0], new)
+                if len(index.shape):
+                    cache = self._write_rows(cache, index, new)
+                else:
+                    cache = ops.slice_update(cache, [0, 0, index, 0, 0], new)
             kw, vw = ops.cast(cache[:, 0], qw.dtype), ops.cast(cache[:, 1], qw.dtype)
 
         if self._use_flash_attention(p_bias, training):
@@ -253,8 +290,12 @@ class MultiHeadAttention(keras.layers.Layer):
                 scores = scores + ops.einsum("bqhd,qkd->bhqk", qw, position_bias)
             elif p_bias == "t5_relative":
                 scores = scores + ops.expand_dims(ops.transpose(position_bias, (2, 0, 1)), 0)
-            if self.attention_scale:
+            if self.attention_scale is True:
                 scores = scores / math.sqrt(self.key_size)
+            elif self.attention_scale:
+                scores = scores * self.attention_scale
+            if self.logit_soft_cap is not None:
+                scores = ops.tanh(scores / self.logit_soft_cap) * self.logit_soft_cap
             if attention_bias is not None and len(attention_bias.shape) == 3:
                 attention_bias = align(attention_bias, [0, 2, 3], 4)
             weights = attention_normalize(scores, key_mask, -1, self.normalization, attention_bias)
@@ -273,6 +314,34 @@ class MultiHeadAttention(keras.layers.Layer):
             outputs.append(cache)
         return outputs[0] if len(outputs) == 1 else outputs
 
+    @staticmethod
+    def _cache_index(cache_index):
+        """`cache_index` as int32: a scalar, or a `(batch,)` vector of one index per row. A `(1,)`
+        index (bert4keras3's list form passes one) is the scalar it holds."""
+        index = ops.cast(cache_index, "int32")
+        if len(index.shape) > 1 or (len(index.shape) == 1 and index.shape[0] == 1):
+            if any(size != 1 for size in index.shape):
+                raise ValueError(f"cache_index must be a scalar or a (batch,) vector, got shape {index.shape}")
+            return ops.reshape(index, ())
+        return index
+
+    @staticmethod
+    def _write_rows(cache, index, new):
+        """Writes `new` `(batch, 2, T, heads, size)` into `cache` `(batch, 2, L, heads, size)`, token
+        `t` of row `b` at position `index[b] + t`.
+
+        Each cache position reads the token that lands on it (`l - index[b]`) and keeps its old
+        value where none does: a gather and a select, so the values are copied exactly in any
+        dtype, and the shapes stay static. (A one-hot matmul would compute the same, but a matmul
+        may round float32 to TF32 on GPUs.)
+        """
+        length, steps = ops.shape(cache)[2], ops.shape(new)[2]
+        token = ops.arange(length, dtype="int32")[None] - index[:, None]  # (batch, L)
+        written = ops.logical_and(token >= 0, token < steps)
+        token = ops.clip(token, 0, steps - 1)[:, None, :, None, None]
+        gathered = ops.take_along_axis(new, token, axis=2)
+        return ops.where(written[:, None, :, None, None], gathered, cache)
+
     def _project(self, dense, x, heads, size):
         """(batch, len, dim) -> (batch, len, heads, size)."""
         projected = dense(x)
@@ -280,13 +349,15 @@ class MultiHeadAttention(keras.layers.Layer):
 
     def _use_flash_attention(self, p_bias, training):
         """FLASH_ATTN=1 takes the fused path where it computes the same thing: softmax attention
-        with no relative position table, no returned logits and no dropout while training."""
+        with no relative position table, no returned logits, no dropout while training and no
+        logit soft-capping."""
         return (
             flash_attention_enabled()
             and self.normalization == "softmax"
             and p_bias in (None, "rotary")
             and not self.return_attention_scores
             and not (self.dropout is not None and training)
+            and self.logit_soft_cap is None
         )
 
     def _flash_attention(self, qw, kw, vw, key_mask, attention_bias, groups):
@@ -304,7 +375,7 @@ class MultiHeadAttention(keras.layers.Layer):
                 bias = ops.cast(attention_bias, qw.dtype)
         if mask is not None:
             mask = ops.broadcast_to(mask, (ops.shape(qw)[0], self.query_head, ops.shape(qw)[1], ops.shape(kw)[1]))
-        scale = 1 / math.sqrt(self.key_size) if self.attention_scale else 1.0
+        scale = 1 / math.sqrt(self.key_size) if self.attention_scale is True else (self.attention_scale or 1.0)
         return ops.dot_product_attention(qw, kw, vw, bias=bias, mask=mask, scale=scale)
 
     def compute_mask(self, inputs, mask=None):
@@ -347,6 +418,8 @@ class MultiHeadAttention(keras.layers.Layer):
                 "max_wavelength": self.max_wavelength,
                 "scaling_factor": self.scaling_factor,
                 "GQA_mode": self.GQA_mode,
+                "logit_soft_cap": self.logit_soft_cap,
+                "rope_scaling": None if self.rope_scaling is None else dict(self.rope_scaling),
             }
         )
         return config
