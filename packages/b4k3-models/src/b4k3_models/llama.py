@@ -241,8 +241,9 @@ class Gemma(LM_Mask, Transformer):
     # Decoding protocol (see DESIGN.md): what b4k3-generate drives.
 
     def build_cache(self, batch_size, max_length, dtype=None):
-        """The empty KV cache: one `(batch, 2, max_length, kv_heads, head_size)` tensor per layer."""
-        dtype = dtype or keras.config.dtype_policy().compute_dtype
+        """The empty KV cache: one `(batch, 2, max_length, kv_heads, head_size)` tensor per layer,
+        in the attention's compute dtype unless `dtype` says otherwise."""
+        dtype = dtype or self.layers[self.prefixed("Transformer-0-MultiHeadSelfAttention")].compute_dtype
         shape = (batch_size, 2, max_length, self.num_attention_heads, self.attention_head_size)
         return [ops.zeros(shape, dtype=dtype) for _ in range(self.num_hidden_layers)]
 
