@@ -6,7 +6,7 @@ import pathlib
 from b4k3_layers import enable_lora
 from b4k3_models.hf_configs import is_hf_config, read_config
 from b4k3_models.keras_weights import load_keras_weights
-from b4k3_models.language_models import extend_with_language_model, extend_with_unified_language_model
+from b4k3_models.language_models import LM_Mask, extend_with_language_model, extend_with_unified_language_model
 from b4k3_models.registry import lookup_model, translate_hf_config
 from b4k3_ops.switches import lora_enabled
 
@@ -74,7 +74,13 @@ def build_transformer_model(
     family = lookup_model(model)
     if application not in APPLICATIONS:
         raise ValueError(f"application must be one of {sorted(APPLICATIONS)}, got {application!r}")
-    if APPLICATIONS[application] is not None:
+    if issubclass(family, LM_Mask) and application != "encoder":
+        if application == "unilm":
+            raise ValueError(
+                f"application='unilm' needs an encoder with segment ids (BERT family), not {family.__name__}"
+            )
+        # 'lm': a decoder has the causal mask already
+    elif APPLICATIONS[application] is not None:
         family = APPLICATIONS[application](family)
 
     build_kwargs = {name: kwargs.pop(name) for name in BUILD_PARAMETERS if name in kwargs}
@@ -117,6 +123,10 @@ def _family_arguments(family, configs, kwargs, version):
             f"it takes {sorted(accepted)} and {list(BUILD_PARAMETERS)}"
         )
     configs = dict(configs)
+    for plain, bert4keras in getattr(family, "argument_aliases", ()):
+        for given, other in ((plain, bert4keras), (bert4keras, plain)):
+            if given in kwargs:
+                configs.pop(other, None)
     for argument, (alias, default) in BERT4KERAS_ALIASES.items():
         if argument in accepted and argument not in configs:
             configs[argument] = configs.get(alias, default)

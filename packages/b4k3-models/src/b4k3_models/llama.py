@@ -55,7 +55,8 @@ class Gemma(LM_Mask, Transformer):
         use_bias: q/k/v projection biases; `o_bias` the output projection's (default `use_bias`).
         use_dense_bias: feed-forward biases.
         input_scale: multiply the token embeddings by sqrt(hidden_size).
-        share_emebding (bert4keras3's spelling) / share_embedding: tie the LM head to the embeddings.
+        share_emebding (bert4keras3's spelling) / share_embedding: tie the LM head to the embeddings
+            (default: Gemma yes, Llama no).
         rope_mode: 'keras' (half-split rotary, what Hugging Face checkpoints need).
         rms_norm_eps: epsilon of every RMS norm (from the config; the predecessor fixed it at 1e-6).
         **kwargs: the arguments of `Transformer`.
@@ -63,6 +64,14 @@ class Gemma(LM_Mask, Transformer):
 
     norm_layer = RMSNormalization
     GQA_mode = "gemma"
+    shares_embedding_by_default = True
+    # Plain spellings of bert4keras3's arguments: given one, build_transformer_model drops the
+    # other from the config it overrides.
+    argument_aliases = (
+        ("share_embedding", "share_emebding"),
+        ("num_key_value_heads", "num_attention_heads"),
+        ("num_query_heads", "query_head"),
+    )
 
     def __init__(
         self,
@@ -73,7 +82,7 @@ class Gemma(LM_Mask, Transformer):
         use_bias=False,
         use_dense_bias=False,
         input_scale=True,
-        share_emebding=True,
+        share_emebding=None,
         rope_mode="keras",
         share_embedding=None,
         rope_scaling=None,
@@ -125,13 +134,19 @@ class Gemma(LM_Mask, Transformer):
         self.use_bias = use_bias
         self.use_dense_bias = use_dense_bias
         self.input_scale = input_scale
-        self.share_emebding = bool(agreeing("share_emebding", share_emebding, "share_embedding", share_embedding))
+        share = agreeing("share_emebding", share_emebding, "share_embedding", share_embedding)
+        self.share_emebding = self.shares_embedding_by_default if share is None else bool(share)
         self.rope_mode = rope_mode
         self.rms_norm_eps = rms_norm_eps
 
     @property
     def share_embedding(self):
         return self.share_emebding
+
+    @property
+    def optional_layers(self):
+        """An untied checkpoint's output matrix is expected even without an LM head (`with_lm=False`)."""
+        return () if self.share_emebding else ("Decoder-Output-LM",)
 
     def get_inputs(self):
         return [keras.Input(shape=(self.sequence_length,), dtype="int32", name=self.prefixed("Input-Token"))]
@@ -303,8 +318,12 @@ class Gemma(LM_Mask, Transformer):
         return mapping
 
     def known_extra_keys(self, checkpoint):
-        """A tied model's checkpoint may store the output matrix too (a copy of the embeddings)."""
-        return ["lm_head.weight"] if self.share_emebding else []
+        """A tied model's checkpoint may store the output matrix too, as a copy of the embeddings;
+        one that differs is not a copy (an untied checkpoint) and is reported as unused."""
+        if not self.share_emebding or "lm_head.weight" not in checkpoint:
+            return []
+        embeddings = checkpoint.read(f"{hf_base_prefix(checkpoint, ('model.',))}embed_tokens.weight")
+        return ["lm_head.weight"] if np.array_equal(embeddings, checkpoint.read("lm_head.weight")) else []
 
     def lm_head_kernel(self, weight):
         """`lm_head.weight` `(vocab, hidden)` as the Dense kernel, `keep_tokens` applied."""
@@ -362,11 +381,10 @@ class Llama(Gemma):
 
     norm_layer = LlamaLayerNorm
     GQA_mode = "llama"
+    shares_embedding_by_default = False
 
-    def __init__(self, input_scale=False, use_EinsumDense=False, share_emebding=False, **kwargs):
-        super().__init__(
-            input_scale=input_scale, use_EinsumDense=use_EinsumDense, share_emebding=share_emebding, **kwargs
-        )
+    def __init__(self, input_scale=False, use_EinsumDense=False, **kwargs):
+        super().__init__(input_scale=input_scale, use_EinsumDense=use_EinsumDense, **kwargs)
 
     def feed_forward_layer(self):
         return {
