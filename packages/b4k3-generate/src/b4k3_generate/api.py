@@ -1,0 +1,181 @@
+"""The two ways to generate: bert4keras3's `build_cache_model(...).predict(tokens)` and the
+friendlier `generate(transformer, prompts, max_new_tokens, ...)` on ragged token-id lists."""
+
+import numbers
+import weakref
+
+import numpy as np
+
+from b4k3_generate.loop import DecodeSettings, compiled_decoder
+from b4k3_generate.processors import check_processing
+from b4k3_generate.samplers import check_sampling
+
+
+def decode_settings(transformer, end_token, search_mode, k, **overrides):
+    """Validated `DecodeSettings`: the sampler's, and the processing the transformer was built
+    with (`penalty`, `temperature`, ...), each overridable."""
+    end_tokens = _end_tokens(end_token)
+    check_sampling(search_mode, k)
+    processing = {
+        **transformer.generation_config,
+        **{name: value for name, value in overrides.items() if value is not None},
+    }
+    check_processing(**processing)
+    mask_output, penalty_range = processing["mask_output"], processing["max_penalty_range"]
+    return DecodeSettings(
+        end_tokens=end_tokens,
+        search_mode=search_mode,
+        k=tuple(k) if isinstance(k, (list, tuple)) else k,
+        penalty=processing["penalty"],
+        temperature=processing["temperature"],
+        mask_output=None if mask_output is None else tuple(int(token) for token in mask_output),
+        penalty_window=processing["penalty_window"],
+        max_penalty_range=None if penalty_range is None else tuple(penalty_range),
+    )
+
+
+def _end_tokens(end_token):
+    if end_token is None:
+        return ()
+    tokens = list(end_token) if isinstance(end_token, (list, tuple, np.ndarray)) else [end_token]
+    for token in tokens:
+        if isinstance(token, bool) or not isinstance(token, numbers.Integral) or token < 0:
+            raise ValueError(f"end_token must be a token id or a list of them, got {end_token!r}")
+    return tuple(int(token) for token in tokens)
+
+
+def _seed(seed):
+    """A `(2,)` int32 seed: the given int's, or a fresh one from NumPy's entropy."""
+    if seed is None:
+        seed = np.random.SeedSequence().generate_state(1)[0]
+    return np.array([0, int(seed) % (2**31)], dtype="int32")
+
+
+class CacheModel:
+    """A generator built by `build_cache_model`: `predict(tokens)` fills each row after its prompt.
+
+    Each instance compiles its own loop with its own settings: two generators built from one
+    transformer never share state (the predecessor reused the first one silently).
+    """
+
+    def __init__(self, transformer, input_lengths, settings, index_bias=0, progress_print=False):
+        if not hasattr(transformer, "call_with_cache"):
+            raise TypeError(f"{type(transformer).__name__} cannot decode: it has no build_cache / call_with_cache")
+        lengths = list(input_lengths) if isinstance(input_lengths, (list, tuple)) else [input_lengths]
+        if not lengths or not all(isinstance(n, numbers.Integral) and n > 0 for n in lengths):
+            raise ValueError(f"input_lengths must be positive ints, one per model input, got {input_lengths!r}")
+        self.transformer = transformer
+        self.max_length = int(lengths[0])
+        self.settings = settings
+        self.index_bias = index_bias
+        self.progress_print = progress_print
+        self._run = compiled_decoder(transformer, settings)
+
+    def prompt_lengths(self, tokens):
+        """Each row's prompt ends at its last non-zero token (trailing zeros are padding; a 0 inside
+        a prompt is a token); at least `index_bias` positions and one token count."""
+        nonzero = tokens != 0
+        last = np.where(nonzero.any(axis=1), tokens.shape[1] - np.argmax(nonzero[:, ::-1], axis=1), 0)
+        return np.maximum(last, max(1, self.index_bias)).astype("int32")
+
+    def predict(self, tokens, prompt_lengths=None, seed=None):
+        """`tokens` `(batch, <= max_length)` int prompts, right-padded with 0 -> `(batch, max_length)`
+        int32: each prompt followed by its generated tokens, rows ended with `end_token` filled with
+        it. `prompt_lengths` overrides the trailing-zero rule (for prompts that end with token 0)."""
+        tokens = np.asarray(tokens, dtype="int32")
+        if tokens.ndim != 2 or tokens.shape[1] > self.max_length:
+            raise ValueError(f"tokens must be (batch, <= {self.max_length}) token ids, got shape {tokens.shape}")
+        buffer = np.zeros((tokens.shape[0], self.max_length), dtype="int32")
+        buffer[:, : tokens.shape[1]] = tokens
+        lengths = self.prompt_lengths(tokens) if prompt_lengths is None else np.asarray(prompt_lengths, "int32")
+        if np.any(lengths < 1) or np.any(lengths > self.max_length):
+            raise ValueError(f"prompt lengths must be in 1..{self.max_length}, got {lengths.tolist()}")
+        width = int(tokens.shape[1])
+        ends = np.full_like(lengths, self.max_length)
+        return np.asarray(self._run(buffer, lengths, ends, width, _seed(seed)))
+
+
+def build_cache_model(
+    transformer, input_lengths, end_token, search_mode="greedy", k=1, progress_print=False, index_bias=0
+):
+    """bert4keras3's generator: `build_cache_model(...).predict(tokens)` (see `CacheModel`).
+
+    Args:
+        transformer: a b4k3 model object (`build_transformer_model(..., return_keras_model=False)`).
+        input_lengths: the total length (prompt + generated) of each model input, e.g. `[256]`.
+        end_token: an id or a list of ids; a row stops at the first it produces.
+        search_mode: 'greedy', 'topk' (k an int) or 'topp' (k a probability, or `[p, topk]`).
+        k: the sampler's setting.
+        progress_print: show a progress bar while decoding.
+        index_bias: positions always counted as prompt (T5's decoder start token is a 0).
+    """
+    settings = decode_settings(transformer, end_token, search_mode, k)
+    return CacheModel(transformer, input_lengths, settings, index_bias, progress_print)
+
+
+def generate(
+    transformer,
+    prompts,
+    max_new_tokens,
+    end_token=None,
+    search_mode="greedy",
+    k=1,
+    seed=None,
+    penalty=None,
+    temperature=None,
+    mask_output=None,
+    penalty_window=None,
+    max_penalty_range=None,
+):
+    """Continues each prompt (a list of token-id lists, any lengths) by up to `max_new_tokens`
+    tokens; returns each row's new tokens (up to and including its end token).
+
+    Every sampling and processing setting can be given per call; unset ones come from the
+    transformer's (`penalty`, `temperature`, ... given to `build_transformer_model`).
+    """
+    if not isinstance(max_new_tokens, numbers.Integral) or max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be a positive int, got {max_new_tokens!r}")
+    prompts = [list(prompt) for prompt in prompts]
+    if not prompts or any(len(prompt) == 0 for prompt in prompts):
+        raise ValueError("prompts must be a non-empty list of non-empty token-id lists")
+    settings = decode_settings(
+        transformer,
+        end_token,
+        search_mode,
+        k,
+        penalty=penalty,
+        temperature=temperature,
+        mask_output=mask_output,
+        penalty_window=penalty_window,
+        max_penalty_range=max_penalty_range,
+    )
+    lengths = np.array([len(prompt) for prompt in prompts], dtype="int32")
+    width = int(lengths.max())
+    buffer = np.zeros((len(prompts), width + max_new_tokens), dtype="int32")
+    for row, prompt in enumerate(prompts):
+        buffer[row, : len(prompt)] = prompt
+    ends = lengths + max_new_tokens
+    output = np.asarray(_decoder(transformer, settings)(buffer, lengths, ends, width, _seed(seed)))
+    return [
+        _new_tokens(output[row, length : length + max_new_tokens], settings.end_tokens)
+        for row, length in enumerate(lengths)
+    ]
+
+
+# One compiled loop per transformer and settings, reused by every `generate` call that asks for
+# the same settings (compiling is the slow part on JAX); dropped with the transformer.
+_DECODERS = weakref.WeakKeyDictionary()
+
+
+def _decoder(transformer, settings):
+    decoders = _DECODERS.setdefault(transformer, {})
+    if settings not in decoders:
+        decoders[settings] = compiled_decoder(transformer, settings)
+    return decoders[settings]
+
+
+def _new_tokens(row, end_tokens):
+    for position, token in enumerate(row):
+        if token in end_tokens:
+            return row[: position + 1].tolist()
+    return row.tolist()

@@ -1,0 +1,79 @@
+"""Greedy generation gives Hugging Face's tokens (`generate(do_sample=False)`) for tiny random
+Llama, Qwen2 and Gemma models, on a batch of prompts of different lengths, one of them holding
+token 0; rows stop on their own; `build_cache_model(...).predict` keeps bert4keras3's contract."""
+
+import numpy as np
+import pytest
+import torch
+from llm_checks import save_llm
+
+from b4k3_generate import build_cache_model, generate
+from b4k3_models import build_transformer_model
+
+PROMPTS = [[5, 17, 0, 42, 8, 3, 11], [9, 4], [23, 0, 61, 7]]  # 0 is a real token here
+NEW_TOKENS = 6
+
+
+def hf_greedy(model, prompt, max_new_tokens, end_token=None):
+    """HF's greedy continuation of one prompt (no padding needed), new tokens only."""
+    with torch.no_grad():
+        output = model.generate(
+            torch.tensor([prompt]),
+            attention_mask=torch.ones(1, len(prompt), dtype=torch.long),
+            do_sample=False,
+            max_new_tokens=max_new_tokens,
+            eos_token_id=end_token,
+            pad_token_id=end_token if end_token is not None else 0,
+        )
+    return output[0, len(prompt) :].tolist()
+
+
+@pytest.fixture(scope="module", params=["llama_gqa", "qwen2", "gemma"])
+def family(request, tmp_path_factory):
+    directory, reference = save_llm(request.param, tmp_path_factory.mktemp(request.param))
+    transformer = build_transformer_model(checkpoint_path=directory, with_lm="linear", return_keras_model=False)
+    return transformer, reference
+
+
+def test_greedy_tokens_equal_hf_for_ragged_prompts(family):
+    transformer, reference = family
+    expected = [hf_greedy(reference, prompt, NEW_TOKENS) for prompt in PROMPTS]
+    assert generate(transformer, PROMPTS, NEW_TOKENS) == expected
+
+
+def test_rows_stop_at_their_own_end_token(family):
+    transformer, reference = family
+    free = [hf_greedy(reference, prompt, NEW_TOKENS) for prompt in PROMPTS]
+    end_token = free[0][2]  # the first row ends after three tokens
+    expected = [hf_greedy(reference, prompt, NEW_TOKENS, end_token) for prompt in PROMPTS]
+    assert generate(transformer, PROMPTS, NEW_TOKENS, end_token=end_token) == expected
+    assert generate(transformer, PROMPTS, NEW_TOKENS, end_token=[end_token, 10**6])[0][-1] == end_token
+
+
+def test_predict_returns_prompt_then_tokens_then_end_token_fill(family):
+    transformer, reference = family
+    max_length = 12
+    padded = np.zeros((len(PROMPTS), 8), dtype="int32")
+    for row, prompt in enumerate(PROMPTS):
+        padded[row, : len(prompt)] = prompt
+    end_token = hf_greedy(reference, PROMPTS[1], 3)[1]
+    output = transformer.build_cache_model([max_length], end_token=end_token).predict(padded)
+    assert output.shape == (len(PROMPTS), max_length)
+    for row, prompt in enumerate(PROMPTS):
+        continuation = hf_greedy(reference, prompt, max_length - len(prompt), end_token)
+        expected = prompt + continuation
+        if end_token in continuation:  # after the end token, the row holds it to the end
+            cut = len(prompt) + continuation.index(end_token) + 1
+            expected = expected[:cut] + [end_token] * (max_length - cut)
+        assert output[row].tolist() == expected
+
+
+def test_two_generators_of_one_transformer_are_independent(family):
+    transformer, _ = family
+    prompts = np.array([PROMPTS[1] + [0, 0]], dtype="int32")
+    greedy = build_cache_model(transformer, [8], end_token=None)
+    long = build_cache_model(transformer, [12], end_token=None)
+    first = greedy.predict(prompts)
+    assert long.predict(prompts).shape == (1, 12)
+    np.testing.assert_array_equal(greedy.predict(prompts), first)
+    np.testing.assert_array_equal(long.predict(prompts)[:, :8], first)
