@@ -5,8 +5,9 @@ import numbers
 import weakref
 
 import numpy as np
+from tqdm.auto import tqdm
 
-from b4k3_generate.loop import DecodeSettings, compiled_decoder
+from b4k3_generate.loop import DecodeLoop, DecodeSettings, compiled
 from b4k3_generate.processors import check_processing
 from b4k3_generate.samplers import check_sampling
 
@@ -51,6 +52,43 @@ def _seed(seed):
     return np.array([0, int(seed) % (2**31)], dtype="int32")
 
 
+class Decoder:
+    """The compiled generation of one transformer with one `DecodeSettings`: the whole loop at
+    once (`decode`), or step by step from Python (`steps`, for streaming and progress bars)."""
+
+    def __init__(self, transformer, settings):
+        loop = DecodeLoop(transformer, settings)
+        self.decode = compiled(transformer, loop.decode, static_argnums=(4,))
+        self._prefill = compiled(transformer, loop.prefill, static_argnums=(4,))
+        self._step = compiled(transformer, loop.step)
+        self._finish = compiled(transformer, loop.finish)
+
+    def steps(self, token_ids, prompt_lengths, end_positions, seed, prompt_width):
+        """Yields `(tokens, running)` after each step: the `(batch,)` tokens just written and which
+        rows were still running when they were (NumPy); returns the finished buffer."""
+        state = self._prefill(token_ids, prompt_lengths, end_positions, seed, prompt_width)
+        running = np.ones(len(prompt_lengths), dtype=bool)
+        while True:
+            yield np.asarray(state[2]), running
+            running = ~np.asarray(state[4])
+            if not running.any():
+                return np.asarray(self._finish(state))
+            state = self._step(state)
+
+
+# One decoder per transformer and settings, reused by every call that asks for the same settings
+# (compiling is the slow part on JAX); dropped with the transformer.
+_DECODERS = weakref.WeakKeyDictionary()
+
+
+def decoder(transformer, settings):
+    """The `Decoder` of `transformer` with `settings`, compiled once."""
+    decoders = _DECODERS.setdefault(transformer, {})
+    if settings not in decoders:
+        decoders[settings] = Decoder(transformer, settings)
+    return decoders[settings]
+
+
 class CacheModel:
     """A generator built by `build_cache_model`: `predict(tokens)` fills each row after its prompt.
 
@@ -69,7 +107,7 @@ class CacheModel:
         self.settings = settings
         self.index_bias = index_bias
         self.progress_print = progress_print
-        self._run = compiled_decoder(transformer, settings)
+        self._decoder = Decoder(transformer, settings)
 
     def prompt_lengths(self, tokens):
         """Each row's prompt ends at its last non-zero token (trailing zeros are padding; a 0 inside
@@ -92,7 +130,16 @@ class CacheModel:
             raise ValueError(f"prompt lengths must be in 1..{self.max_length}, got {lengths.tolist()}")
         width = int(tokens.shape[1])
         ends = np.full_like(lengths, self.max_length)
-        return np.asarray(self._run(buffer, lengths, ends, width, _seed(seed)))
+        if not self.progress_print:
+            return np.asarray(self._decoder.decode(buffer, lengths, ends, _seed(seed), width))
+        steps = self._decoder.steps(buffer, lengths, ends, _seed(seed), width)
+        with tqdm(total=int((ends - lengths).max()), desc="generating", unit="token") as bar:
+            while True:
+                try:
+                    next(steps)
+                except StopIteration as done:
+                    return done.value
+                bar.update()
 
 
 def build_cache_model(
@@ -130,48 +177,65 @@ def generate(
     """Continues each prompt (a list of token-id lists, any lengths) by up to `max_new_tokens`
     tokens; returns each row's new tokens (up to and including its end token).
 
-    Every sampling and processing setting can be given per call; unset ones come from the
-    transformer's (`penalty`, `temperature`, ... given to `build_transformer_model`).
+    Args:
+        end_token: an id or a list of ids; each row stops at the first it produces.
+        search_mode, k: 'greedy'; 'topk' with k an int; 'topp' with k a probability or `[p, topk]`.
+        seed: an int for reproducible sampling (default: fresh randomness).
+        penalty, temperature, mask_output, penalty_window, max_penalty_range: the processing;
+            unset ones come from the transformer (the arguments given to build_transformer_model).
     """
-    if not isinstance(max_new_tokens, numbers.Integral) or max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens must be a positive int, got {max_new_tokens!r}")
-    prompts = [list(prompt) for prompt in prompts]
-    if not prompts or any(len(prompt) == 0 for prompt in prompts):
-        raise ValueError("prompts must be a non-empty list of non-empty token-id lists")
-    settings = decode_settings(
-        transformer,
-        end_token,
-        search_mode,
-        k,
-        penalty=penalty,
-        temperature=temperature,
-        mask_output=mask_output,
-        penalty_window=penalty_window,
-        max_penalty_range=max_penalty_range,
+    settings, buffer, lengths, ends, width = _batch(
+        transformer, prompts, max_new_tokens, end_token, search_mode, k, locals()
     )
-    lengths = np.array([len(prompt) for prompt in prompts], dtype="int32")
-    width = int(lengths.max())
-    buffer = np.zeros((len(prompts), width + max_new_tokens), dtype="int32")
-    for row, prompt in enumerate(prompts):
-        buffer[row, : len(prompt)] = prompt
-    ends = lengths + max_new_tokens
-    output = np.asarray(_decoder(transformer, settings)(buffer, lengths, ends, width, _seed(seed)))
+    output = np.asarray(decoder(transformer, settings).decode(buffer, lengths, ends, _seed(seed), width))
     return [
         _new_tokens(output[row, length : length + max_new_tokens], settings.end_tokens)
         for row, length in enumerate(lengths)
     ]
 
 
-# One compiled loop per transformer and settings, reused by every `generate` call that asks for
-# the same settings (compiling is the slow part on JAX); dropped with the transformer.
-_DECODERS = weakref.WeakKeyDictionary()
+def stream(
+    transformer,
+    prompts,
+    max_new_tokens,
+    end_token=None,
+    search_mode="greedy",
+    k=1,
+    seed=None,
+    penalty=None,
+    temperature=None,
+    mask_output=None,
+    penalty_window=None,
+    max_penalty_range=None,
+):
+    """`generate`, yielding as the tokens are produced: at each step, one entry per row, the token
+    it just produced or None once it has ended. Same arguments as `generate`."""
+    settings, buffer, lengths, ends, width = _batch(
+        transformer, prompts, max_new_tokens, end_token, search_mode, k, locals()
+    )
+    for tokens, running in decoder(transformer, settings).steps(buffer, lengths, ends, _seed(seed), width):
+        yield [int(token) if is_running else None for token, is_running in zip(tokens, running, strict=True)]
 
 
-def _decoder(transformer, settings):
-    decoders = _DECODERS.setdefault(transformer, {})
-    if settings not in decoders:
-        decoders[settings] = compiled_decoder(transformer, settings)
-    return decoders[settings]
+PROCESSING = ("penalty", "temperature", "mask_output", "penalty_window", "max_penalty_range")
+
+
+def _batch(transformer, prompts, max_new_tokens, end_token, search_mode, k, arguments):
+    """The settings and the `(buffer, lengths, end positions, prompt width)` of a list of prompts;
+    `arguments` is the caller's arguments, the processing settings among them."""
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, numbers.Integral) or max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be a positive int, got {max_new_tokens!r}")
+    prompts = [list(prompt) for prompt in prompts]
+    if not prompts or any(len(prompt) == 0 for prompt in prompts):
+        raise ValueError("prompts must be a non-empty list of non-empty token-id lists")
+    processing = {name: arguments[name] for name in PROCESSING}
+    settings = decode_settings(transformer, end_token, search_mode, k, **processing)
+    lengths = np.array([len(prompt) for prompt in prompts], dtype="int32")
+    width = int(lengths.max())
+    buffer = np.zeros((len(prompts), width + max_new_tokens), dtype="int32")
+    for row, prompt in enumerate(prompts):
+        buffer[row, : len(prompt)] = prompt
+    return settings, buffer, lengths, lengths + max_new_tokens, width
 
 
 def _new_tokens(row, end_tokens):

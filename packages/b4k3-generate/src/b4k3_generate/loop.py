@@ -31,27 +31,48 @@ class DecodeSettings:
     max_penalty_range: tuple | None = None
 
 
-def decode(transformer, token_ids, prompt_lengths, end_positions, prompt_width, settings, seed):
-    """Generates into `token_ids` `(batch, max_length)` int32, whose first `prompt_lengths[b]`
-    entries of row `b` are its prompt, up to position `end_positions[b]` (excluded, at most
-    `max_length`), and returns it.
+class DecodeLoop:
+    """The generation of one transformer with one `DecodeSettings`, as functions of tensors.
 
-    `prompt_width` (a Python int, at least the longest prompt) is how many positions the prefill
-    runs over. Each row continues right after its own prompt, with its own positions; once it
-    produces one of `settings.end_tokens`, the rest of the row holds the first end token. The loop
-    ends when every row has ended or reached its end position.
+    The loop state is a tuple `(tokens, cache, token, positions, finished, step, lengths, limits,
+    seed)`: the `(batch, max_length)` token buffer, the KV cache, each row's last token and the
+    position its next token goes to, which rows have ended, the step count, the prompt lengths,
+    each row's end position and the `(2,)` seed.
     """
-    batch_size, max_length = ops.shape(token_ids)[0], ops.shape(token_ids)[1]
-    lengths = ops.cast(prompt_lengths, "int32")
-    limits = ops.minimum(ops.cast(end_positions, "int32"), max_length)
-    cache = transformer.build_cache(batch_size, max_length)
-    logits, cache = transformer.call_with_cache(token_ids[:, :prompt_width], cache, 0)
-    last_logits = ops.take_along_axis(logits, (lengths - 1)[:, None, None], axis=1)[:, 0]
-    all_positions = ops.arange(max_length, dtype="int32")[None]
-    fill = settings.end_tokens[0] if settings.end_tokens else 0
 
-    def choose(logits, tokens, positions, step):
-        context_mask = all_positions < positions[:, None]
+    def __init__(self, transformer, settings):
+        self.transformer = transformer
+        self.settings = settings
+        self.fill = settings.end_tokens[0] if settings.end_tokens else 0
+
+    def prefill(self, token_ids, prompt_lengths, end_positions, seed, prompt_width):
+        """Runs the prompts (the first `prompt_width` positions, a Python int at least the
+        longest prompt) and chooses each row's first token: the initial loop state.
+
+        `token_ids` `(batch, max_length)` int32 holds row `b`'s prompt in its first
+        `prompt_lengths[b]` entries; the row is generated up to `end_positions[b]` (excluded).
+        """
+        batch_size, max_length = ops.shape(token_ids)[0], ops.shape(token_ids)[1]
+        lengths = ops.cast(prompt_lengths, "int32")
+        limits = ops.minimum(ops.cast(end_positions, "int32"), max_length)
+        cache = self.transformer.build_cache(batch_size, max_length)
+        logits, cache = self.transformer.call_with_cache(token_ids[:, :prompt_width], cache, 0)
+        last_logits = ops.take_along_axis(logits, (lengths - 1)[:, None, None], axis=1)[:, 0]
+        token = self.choose(last_logits, token_ids, lengths, seed, 0)
+        state = (token_ids, cache, token, lengths, lengths >= limits, 0, lengths, limits, seed)
+        return self.write(state, token)
+
+    def step(self, state):
+        """Feeds each row's last token at its position and writes the next one."""
+        tokens, cache, token, positions, finished, step, lengths, limits, seed = state
+        logits, cache = self.transformer.call_with_cache(token[:, None], cache, positions - 1)
+        token = self.choose(logits[:, 0], tokens, positions, seed, step)
+        return self.write((tokens, cache, token, positions, finished, step, lengths, limits, seed), token)
+
+    def choose(self, logits, tokens, positions, seed, step):
+        """The next token of each row: processors (over the row's real tokens), then the sampler."""
+        settings = self.settings
+        context_mask = ops.arange(ops.shape(tokens)[1], dtype="int32")[None] < positions[:, None]
         logits = process_logits(
             ops.cast(logits, "float32"),
             tokens,
@@ -65,34 +86,28 @@ def decode(transformer, token_ids, prompt_lengths, end_positions, prompt_width, 
         )
         return next_token(logits, settings.search_mode, settings.k, step_seed(seed, step))
 
-    def write(tokens, token, positions, finished, step):
-        """Writes each running row's token at its position; returns the new loop state."""
-        token = ops.where(finished, fill, token)
-        tokens = ops.where(all_positions == positions[:, None], token[:, None], tokens)
-        ended = finished
-        for end_token in settings.end_tokens:
+    def write(self, state, token):
+        """Writes each running row's `token` at its position (ended rows write the fill token)."""
+        tokens, cache, _, positions, finished, step, lengths, limits, seed = state
+        token = ops.where(finished, self.fill, token)
+        at_position = ops.arange(ops.shape(tokens)[1], dtype="int32")[None] == positions[:, None]
+        tokens = ops.where(at_position, token[:, None], tokens)
+        ended = ops.logical_or(finished, positions + 1 >= limits)
+        for end_token in self.settings.end_tokens:
             ended = ops.logical_or(ended, token == end_token)
-        ended = ops.logical_or(ended, positions + 1 >= limits)
-        return tokens, token, positions + 1, ended, step + 1
+        step = ops.convert_to_tensor(step, "int32") + 1
+        return tokens, cache, token, positions + 1, ended, step, lengths, limits, seed
 
-    tokens, token, positions, finished, _ = write(
-        token_ids, choose(last_logits, token_ids, lengths, 0), lengths, lengths >= limits, 0
-    )
+    def decode(self, token_ids, prompt_lengths, end_positions, seed, prompt_width):
+        """The whole generation in one loop: the prompts followed by the generated tokens, each
+        row ended with `end_token` filled with it to its end position."""
+        state = self.prefill(token_ids, prompt_lengths, end_positions, seed, prompt_width)
+        state = ops.while_loop(lambda *state: ops.logical_not(ops.all(state[4])), lambda *s: self.step(s), state)
+        return self.finish(state)
 
-    def keep_going(tokens, cache, token, positions, finished, step):
-        return ops.logical_not(ops.all(finished))
-
-    def one_step(tokens, cache, token, positions, finished, step):
-        logits, cache = transformer.call_with_cache(token[:, None], cache, positions - 1)
-        tokens, token, positions, finished, step = write(
-            tokens, choose(logits[:, 0], tokens, positions, step), positions, finished, step
-        )
-        return tokens, cache, token, positions, finished, step
-
-    tokens, *_ = ops.while_loop(
-        keep_going, one_step, (tokens, cache, token, positions, finished, ops.convert_to_tensor(1, "int32"))
-    )
-    return _fill_after_end(tokens, lengths, limits, settings, fill)
+    def finish(self, state):
+        tokens, *_, lengths, limits, _ = state
+        return _fill_after_end(tokens, lengths, limits, self.settings, self.fill)
 
 
 def _fill_after_end(tokens, lengths, limits, settings, fill):
@@ -111,59 +126,48 @@ def _fill_after_end(tokens, lengths, limits, settings, fill):
     return ops.where(ops.logical_and(after_end, generated), fill, tokens)
 
 
-def compiled_decoder(transformer, settings):
-    """`run(token_ids, prompt_lengths, end_positions, prompt_width, seed)` for this backend (see the
-    module's docstring)."""
+def compiled(transformer, function, static_argnums=()):
+    """`function` (of tensors, calling the transformer's layers) compiled for this backend: under
+    `jax.jit` with the model's variables passed in as state (so new inputs of the same shapes reuse
+    the compiled code), `tf.function` on TensorFlow, eagerly in inference mode on torch."""
     backend = keras.backend.backend()
     if backend == "jax":
-        return _jax_decoder(transformer, settings)
+        import jax
+
+        variables = transformer.model.variables
+
+        def stateless(values, *args):
+            with keras.StatelessScope(state_mapping=list(zip(variables, values, strict=True))):
+                return function(*args)
+
+        jitted = jax.jit(stateless, static_argnums=tuple(n + 1 for n in static_argnums))
+        return lambda *args: jitted([variable.value for variable in variables], *args)
     if backend == "tensorflow":
-        return _tensorflow_decoder(transformer, settings)
+        import tensorflow as tf
+
+        graphs = {}
+
+        def run(*args):
+            static = tuple(args[n] for n in static_argnums)
+            if static not in graphs:
+                tensors = [n for n in range(len(args)) if n not in static_argnums]
+
+                def graph(*tensor_args):
+                    full = list(args)
+                    for n, value in zip(tensors, tensor_args, strict=True):
+                        full[n] = value
+                    return function(*full)
+
+                graphs[static] = tf.function(graph)
+            return graphs[static](*(args[n] for n in range(len(args)) if n not in static_argnums))
+
+        return run
     if backend == "torch":
-        return _torch_decoder(transformer, settings)
+        import torch
+
+        def run(*args):
+            with torch.inference_mode():
+                return function(*args)
+
+        return run
     raise ValueError(f"b4k3-generate runs on jax, torch or tensorflow, not the {backend!r} backend")
-
-
-def _jax_decoder(transformer, settings):
-    import jax
-
-    variables = transformer.model.variables
-
-    def run_stateless(values, token_ids, prompt_lengths, end_positions, seed, prompt_width):
-        with keras.StatelessScope(state_mapping=list(zip(variables, values, strict=True))):
-            return decode(transformer, token_ids, prompt_lengths, end_positions, prompt_width, settings, seed)
-
-    jitted = jax.jit(run_stateless, static_argnums=5)
-
-    def run(token_ids, prompt_lengths, end_positions, prompt_width, seed):
-        values = [variable.value for variable in variables]
-        return jitted(values, token_ids, prompt_lengths, end_positions, seed, prompt_width)
-
-    return run
-
-
-def _tensorflow_decoder(transformer, settings):
-    import tensorflow as tf
-
-    functions = {}
-
-    def run(token_ids, prompt_lengths, end_positions, prompt_width, seed):
-        if prompt_width not in functions:
-
-            def run_graph(tokens, lengths, ends, seed):
-                return decode(transformer, tokens, lengths, ends, prompt_width, settings, seed)
-
-            functions[prompt_width] = tf.function(run_graph)
-        return functions[prompt_width](token_ids, prompt_lengths, end_positions, seed)
-
-    return run
-
-
-def _torch_decoder(transformer, settings):
-    import torch
-
-    def run(token_ids, prompt_lengths, end_positions, prompt_width, seed):
-        with torch.inference_mode():
-            return decode(transformer, token_ids, prompt_lengths, end_positions, prompt_width, settings, seed)
-
-    return run
