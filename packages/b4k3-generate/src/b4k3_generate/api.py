@@ -49,7 +49,17 @@ def _seed(seed):
     """A `(2,)` int32 seed: the given int's, or a fresh one from NumPy's entropy."""
     if seed is None:
         seed = np.random.SeedSequence().generate_state(1)[0]
+    elif isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise ValueError(f"seed must be an int (or None for fresh randomness), got {seed!r}")
     return np.array([0, int(seed) % (2**31)], dtype="int32")
+
+
+def _check_token_ids(transformer, tokens):
+    """Token ids must index the vocabulary: out of range, backends clamp, wrap or fail obscurely."""
+    tokens = np.asarray(tokens)
+    if tokens.size and (tokens.min() < 0 or tokens.max() >= transformer.vocab_size):
+        bad = sorted({int(token) for token in tokens.ravel() if not 0 <= token < transformer.vocab_size})
+        raise ValueError(f"token ids must be in 0..{transformer.vocab_size - 1} (the vocabulary), got {bad[:10]}")
 
 
 class Decoder:
@@ -126,8 +136,11 @@ class CacheModel:
         buffer = np.zeros((tokens.shape[0], self.max_length), dtype="int32")
         buffer[:, : tokens.shape[1]] = tokens
         lengths = self.prompt_lengths(tokens) if prompt_lengths is None else np.asarray(prompt_lengths, "int32")
-        if np.any(lengths < 1) or np.any(lengths > self.max_length):
-            raise ValueError(f"prompt lengths must be in 1..{self.max_length}, got {lengths.tolist()}")
+        if lengths.shape != (len(tokens),) or np.any(lengths < 1) or np.any(lengths > tokens.shape[1]):
+            raise ValueError(
+                f"prompt lengths must be one per row, in 1..{tokens.shape[1]} (the tokens given): {lengths.tolist()}"
+            )
+        _check_token_ids(self.transformer, tokens)
         width = int(tokens.shape[1])
         ends = np.full_like(lengths, self.max_length)
         if not self.progress_print:
@@ -231,6 +244,8 @@ def _batch(transformer, prompts, max_new_tokens, end_token, search_mode, k, argu
     processing = {name: arguments[name] for name in PROCESSING}
     settings = decode_settings(transformer, end_token, search_mode, k, **processing)
     lengths = np.array([len(prompt) for prompt in prompts], dtype="int32")
+    for prompt in prompts:
+        _check_token_ids(transformer, prompt)
     width = int(lengths.max())
     buffer = np.zeros((len(prompts), width + max_new_tokens), dtype="int32")
     for row, prompt in enumerate(prompts):
