@@ -1,0 +1,374 @@
+"""Greedy generation speed of a small Llama: b4k3-generate against Hugging Face transformers and keras-hub.
+
+One random 55M-parameter Llama (hidden 512, 8 layers, 8 query heads, 2 key/value heads,
+intermediate 1408, vocab 32000, untied LM head, fp32) is built with transformers'
+`LlamaForCausalLM` from a fixed seed and saved as a Hugging Face directory (safetensors). Every
+implementation loads that same directory and continues the same random 32-token prompts by exactly
+128 greedy tokens (no end token), at batch 1 and batch 8:
+
+- HF transformers `model.generate(do_sample=False, max_new_tokens=128, min_new_tokens=128)` on
+  torch, run eagerly (no `torch.compile`) under `torch.inference_mode()`, with its default
+  dynamic KV cache and its default ("sdpa") attention;
+- keras-hub `Llama3CausalLM.from_preset(directory, preprocessor=None)` (what keras-hub reads an HF
+  Llama directory as), compiled with the "greedy" sampler, `generate({"token_ids", "padding_mask"},
+  stop_token_ids=None)` on the prompt padded to 160 positions, on jax and torch;
+- b4k3 `build_transformer_model(checkpoint_path=directory, with_lm="linear",
+  return_keras_model=False)` and `b4k3_generate.generate(model, prompts, 128)` on jax, torch and
+  tensorflow.
+
+Each implementation runs in a fresh subprocess of this script (KERAS_BACKEND is fixed at import),
+pinned to the same cores with the same thread count. At each batch size the first call compiles
+(jax.jit, tf.function; keras-hub's jax.jit) and is timed on its own; then `--calls` calls are
+timed and the fastest counts (tokens/s = new tokens x batch / seconds). A call for a single new
+token (compiled the same way first) times the prefill; the other steps' mean is what is left of
+the full call, per step. Every row's tokens are checked against HF's: "match", or the first row
+and step that differ. The bandwidth bound is what batch 1 could reach if each step only read the
+weights once, at the read bandwidth of a NumPy sum (one thread) or a NumPy matrix-vector product
+(BLAS's threads), the faster, over a 1 GiB array (DRAM) and over one the size of the weights
+(where a large last-level cache holds some or all of them). Other work on the machine skews the
+numbers, torch's most (its OpenMP threads wait for each other, and eager per-op overhead is
+paid on every step): the load average before and after is printed.
+
+    hatch run bench:run integration-tests/benchmarks/bench_generate.py [--calls 1] [--batch-sizes 1 8]
+"""
+
+import argparse
+import importlib.metadata
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+LLAMA_55M = {
+    "vocab_size": 32000,
+    "hidden_size": 512,
+    "num_hidden_layers": 8,
+    "num_attention_heads": 8,
+    "num_key_value_heads": 2,
+    "intermediate_size": 1408,
+    "max_position_embeddings": 2048,
+    "tie_word_embeddings": False,
+}
+RESULT_PREFIX = "RESULT "
+WORKERS = [
+    ("hf", "torch"),
+    ("keras-hub", "jax"),
+    ("keras-hub", "torch"),
+    ("b4k3", "jax"),
+    ("b4k3", "torch"),
+    ("b4k3", "tensorflow"),
+]
+NAMES = {"hf": "HF transformers", "keras-hub": "keras-hub Llama3CausalLM", "b4k3": "b4k3-generate"}
+# (name, numerator, denominator, batch size, goal): numerator / denominator in tokens/s.
+RATIOS = [
+    ("b4k3 jax / keras-hub jax, batch 1", ("b4k3", "jax"), ("keras-hub", "jax"), 1, 1.1),
+    ("b4k3 jax / HF eager, batch 1", ("b4k3", "jax"), ("hf", "torch"), 1, 2.0),
+    ("b4k3 torch / HF eager, batch 1", ("b4k3", "torch"), ("hf", "torch"), 1, 1.5),
+    ("b4k3 jax / keras-hub jax, batch 8", ("b4k3", "jax"), ("keras-hub", "jax"), 8, None),
+    ("b4k3 jax / HF eager, batch 8", ("b4k3", "jax"), ("hf", "torch"), 8, None),
+    ("b4k3 torch / HF eager, batch 8", ("b4k3", "torch"), ("hf", "torch"), 8, None),
+]
+# (implementation, batch size, tokens/s goal)
+SPEED_GOALS = [(("b4k3", "jax"), 1, 125.0), (("b4k3", "jax"), 8, 600.0)]
+
+
+def prompts(batch_size, length, vocab_size, seed=0):
+    """Random prompt ids (int32), drawn row by row: row 0 is the same prompt at every batch size."""
+    return np.random.default_rng(seed).integers(3, vocab_size, size=(batch_size, length), dtype=np.int32)
+
+
+def save_model(directory, seed=0):
+    """Saves a random fp32 Llama as an HF directory; returns (parameters, weight bytes, bytes a
+    decode step reads: all but the input embedding table, of which it reads one row per token)."""
+    import torch
+    import transformers
+
+    torch.manual_seed(seed)
+    model = transformers.LlamaForCausalLM(transformers.LlamaConfig(**LLAMA_55M)).eval()
+    model.save_pretrained(directory)
+    parameters = sum(each.numel() for each in model.parameters())
+    embedding = model.get_input_embeddings().weight.numel()
+    return parameters, parameters * 4, (parameters - embedding) * 4
+
+
+def read_bandwidth(nbytes, repeats=5):
+    """Bytes/s read from a float32 array of about `nbytes`: (a NumPy sum, one thread; a NumPy
+    matrix-vector product, BLAS's threads: the read a decode step mostly is)."""
+    data = np.ones(nbytes // 4096 * 1024, dtype=np.float32)
+    matrix, vector = data.reshape(-1, 1024), np.ones(1024, dtype=np.float32)
+
+    def fastest(read):
+        best = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            read()
+            best = min(best, time.perf_counter() - start)
+        return data.nbytes / best
+
+    return fastest(data.sum), fastest(lambda: matrix @ vector)
+
+
+def last_level_cache():
+    """The size of the L3 cache as Linux reports it ('480 MiB'), or 'unknown'."""
+    try:
+        with open("/sys/devices/system/cpu/cpu0/cache/index3/size") as file:
+            size = file.read().strip()
+    except OSError:
+        return "unknown"
+    units = {"K": 2**10, "M": 2**20, "G": 2**30}
+    if size[-1:] in units and size[:-1].isdigit():
+        return f"{int(size[:-1]) * units[size[-1]] / 2**20:g} MiB"
+    return size
+
+
+def print_bound(weight_bytes, read_bytes):
+    """Batch-1 tokens/s if every step only read the weights once, at the measured read bandwidth:
+    of DRAM (a 1 GiB array) and of an array the size of the weights (which caches may hold)."""
+    print(f"read bandwidth, GB/s (NumPy sum on 1 thread / NumPy float32 matrix @ vector), L3 {last_level_cache()}:")
+    sizes = [("1 GiB array", 2**30), (f"{weight_bytes / 2**20:.0f} MiB array (the weights)", weight_bytes)]
+    for label, nbytes in sizes:
+        summed, product = read_bandwidth(nbytes)
+        bandwidth = max(summed, product)
+        print(f"  {label:32}{summed / 1e9:6.1f} / {product / 1e9:5.1f}  -> batch-1 bound", end="")
+        print(f" {bandwidth / weight_bytes:4.0f} tok/s (all weights),", end="")
+        print(f" {bandwidth / read_bytes:4.0f} tok/s (a step's weights)")
+
+
+def pin_threads(threads, framework):
+    """Pins this process to its first `threads` cores (XLA sizes its thread pool from them) and gives
+    torch or TensorFlow the same count; returns the count the framework reports."""
+    os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:threads])
+    if framework == "torch":
+        import torch
+
+        torch.set_num_threads(threads)
+        return torch.get_num_threads()
+    if framework == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        return tf.config.threading.get_intra_op_parallelism_threads()
+    return len(os.sched_getaffinity(0))
+
+
+def hf_generator(directory):
+    """HF `LlamaForCausalLM`, and a call `(ids, new_tokens)` returning each row's new tokens."""
+    import torch
+    import transformers
+
+    transformers.utils.logging.set_verbosity_error()
+    model = transformers.LlamaForCausalLM.from_pretrained(directory).eval()
+
+    def call(ids, new_tokens):
+        inputs = torch.from_numpy(ids).long()
+        with torch.inference_mode():
+            output = model.generate(
+                inputs,
+                attention_mask=torch.ones_like(inputs),
+                do_sample=False,
+                max_new_tokens=new_tokens,
+                min_new_tokens=new_tokens,
+                pad_token_id=0,
+            )
+        return output[:, ids.shape[1] :].numpy()
+
+    return call, f"generate, {model.config._attn_implementation} attention, inference_mode"
+
+
+def keras_hub_generator(directory):
+    """keras-hub's causal LM read from the HF directory, greedy, and a call returning new tokens."""
+    import keras_hub
+
+    model = keras_hub.models.Llama3CausalLM.from_preset(directory, preprocessor=None)
+    model.compile(sampler="greedy")
+
+    def call(ids, new_tokens):
+        batch_size, length = ids.shape
+        token_ids = np.zeros((batch_size, length + new_tokens), dtype=np.int32)
+        token_ids[:, :length] = ids
+        padding_mask = np.zeros(token_ids.shape, dtype=bool)
+        padding_mask[:, :length] = True
+        output = model.generate({"token_ids": token_ids, "padding_mask": padding_mask}, stop_token_ids=None)
+        return np.asarray(output["token_ids"])[:, length:]
+
+    return call, "generate, greedy sampler"
+
+
+def b4k3_generator(directory):
+    """b4k3's Llama built from the HF directory, and a `generate` call returning new tokens."""
+    from b4k3_generate import generate
+    from b4k3_models import build_transformer_model
+
+    model = build_transformer_model(checkpoint_path=directory, with_lm="linear", return_keras_model=False)
+    return (lambda ids, new_tokens: np.asarray(generate(model, ids.tolist(), new_tokens))), "generate"
+
+
+def worker(args):
+    """Runs one implementation in this process and prints its timings and tokens as one JSON line."""
+    threads = pin_threads(args.threads, "torch" if args.worker == "hf" else args.backend)
+    build = {"hf": hf_generator, "keras-hub": keras_hub_generator, "b4k3": b4k3_generator}[args.worker]
+    start = time.perf_counter()
+    call, method = build(args.weights)
+    result = {"method": method, "threads": threads, "load_s": time.perf_counter() - start, "batches": {}}
+    for batch_size in args.batch_sizes:
+        ids = prompts(batch_size, args.prompt_length, LLAMA_55M["vocab_size"])
+        batch = result["batches"][str(batch_size)] = {}
+        for key, new_tokens in [("", args.new_tokens), ("one_token_", 1)]:
+            start = time.perf_counter()
+            tokens = call(ids, new_tokens)
+            batch[key + "first_call_s"] = time.perf_counter() - start
+            batch[key + "seconds"] = []
+            for _ in range(args.calls):
+                start = time.perf_counter()
+                call(ids, new_tokens)
+                batch[key + "seconds"].append(time.perf_counter() - start)
+            batch.setdefault("tokens", tokens.tolist())
+    print(RESULT_PREFIX + json.dumps(result), flush=True)
+
+
+def run_worker(implementation, backend, args, directory):
+    """Runs one worker in a fresh process; returns its result, or {"error": ...} when it failed."""
+    command = [sys.executable, os.path.abspath(__file__), "--worker", implementation, "--backend", backend]
+    command += ["--weights", directory, "--threads", str(args.threads), "--calls", str(args.calls)]
+    command += ["--prompt-length", str(args.prompt_length), "--new-tokens", str(args.new_tokens)]
+    command += ["--batch-sizes", *map(str, args.batch_sizes)]
+    environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    if implementation != "hf":
+        environment["KERAS_BACKEND"] = backend
+    done = subprocess.run(command, env=environment, capture_output=True, text=True)
+    for line in done.stdout.splitlines():
+        if line.startswith(RESULT_PREFIX):
+            return json.loads(line[len(RESULT_PREFIX) :])
+    lines = (done.stderr or done.stdout).strip().splitlines() or [f"exit status {done.returncode}"]
+    return {"error": lines[-1]}
+
+
+def tokens_per_second(result, batch_size, args):
+    """New tokens per second of the fastest timed call, or None when the run failed."""
+    batch = result.get("batches", {}).get(str(batch_size))
+    return None if batch is None else batch_size * args.new_tokens / min(batch["seconds"])
+
+
+def check(tokens, reference):
+    """'match', or where the first row that differs from HF's greedy tokens first differs."""
+    tokens, reference = np.asarray(tokens), np.asarray(reference)
+    if tokens.shape != reference.shape:
+        return f"shape {tokens.shape} != {reference.shape}"
+    for row, (ours, theirs) in enumerate(zip(tokens, reference, strict=True)):
+        differ = np.flatnonzero(ours != theirs)
+        if differ.size:
+            step = int(differ[0])
+            return f"row {row} step {step}: {int(ours[step])} != {int(theirs[step])}"
+    return "match"
+
+
+def print_table(results, args):
+    """One row per implementation and batch size: speed, compile time, the check against HF."""
+    reference = results["hf", "torch"]
+    print(f"{'implementation':26}{'backend':12}{'batch':>6}{'tok/s':>9}{'s/call':>8}{'ms/token':>10}", end="")
+    print(f"{'1 token ms':>12}{'ms/step':>9}{'1st call s':>12}{'load s':>8}{'threads':>9}  {'vs HF greedy':28}method")
+    for (implementation, backend), result in results.items():
+        name = NAMES[implementation]
+        if "error" in result:
+            print(f"{name:26}{backend:12}  failed: {result['error'][:160]}")
+            continue
+        for batch_size in args.batch_sizes:
+            batch = result["batches"][str(batch_size)]
+            seconds, one_token = min(batch["seconds"]), min(batch["one_token_seconds"])
+            speed = tokens_per_second(result, batch_size, args)
+            token_ms = seconds / args.new_tokens * 1e3
+            step_ms = (seconds - one_token) / max(args.new_tokens - 1, 1) * 1e3
+            if implementation == "hf":
+                verdict = "(reference)"
+            elif "error" in reference:
+                verdict = "n/a (HF failed)"
+            else:
+                verdict = check(batch["tokens"], reference["batches"][str(batch_size)]["tokens"])
+            print(f"{name:26}{backend:12}{batch_size:6}{speed:9.1f}{seconds:8.2f}{token_ms:10.2f}", end="")
+            print(f"{one_token * 1e3:12.1f}{step_ms:9.2f}{batch['first_call_s']:12.2f}{result['load_s']:8.1f}", end="")
+            print(f"{result['threads']:9}  {verdict:28}", end="")
+            print(result["method"])
+
+
+def verdict(value, goal, unit):
+    """'(goal >= 2x: met)' and the like; nothing without a goal."""
+    if goal is None:
+        return ""
+    return f"  (goal >= {goal:g}{unit}: " + ("n/a)" if value is None else ("met)" if value >= goal else "missed)"))
+
+
+def print_goals(results, args):
+    """The ratios and speeds the goals are about, each with its goal and whether it is met."""
+    for name, ours, theirs, batch_size, goal in RATIOS:
+        if batch_size not in args.batch_sizes:
+            continue
+        mine, other = (tokens_per_second(results[key], batch_size, args) for key in (ours, theirs))
+        ratio = None if mine is None or other is None else mine / other
+        value = "n/a (a run failed)" if ratio is None else f"{ratio:.2f}x"
+        print(f"{name:40}{value:>20}{verdict(ratio, goal, 'x')}")
+    for key, batch_size, goal in SPEED_GOALS:
+        if batch_size not in args.batch_sizes:
+            continue
+        speed = tokens_per_second(results[key], batch_size, args)
+        value = "n/a (the run failed)" if speed is None else f"{speed:.1f} tok/s"
+        print(f"{f'b4k3 {key[1]}, batch {batch_size}':40}{value:>20}{verdict(speed, goal, ' tok/s')}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=1, help="timed calls per batch size after the compiling one")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--prompt-length", type=int, default=32)
+    parser.add_argument("--new-tokens", type=int, default=128, help="greedy tokens generated per row")
+    parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)), help="cores and threads each")
+    parser.add_argument("--worker", choices=list(NAMES), help=argparse.SUPPRESS)
+    parser.add_argument("--backend", help=argparse.SUPPRESS)
+    parser.add_argument("--weights", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        return worker(args)
+
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()
+    load_before = load_average()
+    print(f"Llama 55M, fp32, prompt {args.prompt_length} tokens + {args.new_tokens} greedy tokens", end="")
+    print(f", batch sizes {args.batch_sizes}, fastest of {args.calls} timed call(s) after the first")
+    print(f"cores: {os.cpu_count()}, threads per process: {args.threads}")
+    with tempfile.TemporaryDirectory() as directory:
+        parameters, weight_bytes, read_bytes = save_model(directory)
+        print(f"parameters: {parameters / 1e6:.1f}M, weights {weight_bytes / 2**20:.0f} MiB", end="")
+        print(f", {read_bytes / 2**20:.0f} MiB read by a step (all but the input embedding table)")
+        results = {}
+        for implementation, backend in WORKERS:
+            results[implementation, backend] = run_worker(implementation, backend, args, directory)
+            print(f"  done: {NAMES[implementation]} {backend}", flush=True)
+    print_table(results, args)
+    print(f"ms/token: s/call / {args.new_tokens}; 1 token ms: a call for 1 new token (the prefill); ", end="")
+    print(f"ms/step: the other {args.new_tokens - 1} steps' mean; 1st call s: the first full call (compiles)")
+    print_bound(weight_bytes, read_bytes)
+    print_goals(results, args)
+    print(f"load average (1, 5, 15 min) before: {load_before}, after: {load_average()}")
+    packages = ["torch", "transformers", "keras", "keras-hub", "jax", "tensorflow-cpu"]
+    print(f"python {sys.version.split()[0]}, " + ", ".join(f"{name} {installed(name)}" for name in packages))
+
+
+def load_average():
+    """The machine's load averages: other work on the cores skews every timing."""
+    return ", ".join(f"{load:.2f}" for load in os.getloadavg())
+
+
+def installed(package):
+    """The installed version of a package, read without importing it."""
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+if __name__ == "__main__":
+    main()
