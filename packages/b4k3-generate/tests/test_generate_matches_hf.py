@@ -7,7 +7,7 @@ import pytest
 import torch
 from llm_checks import save_llm
 
-from b4k3_generate import build_cache_model, generate
+from b4k3_generate import build_cache_model, generate, stream
 from b4k3_models import build_transformer_model
 
 PROMPTS = [[5, 17, 0, 42, 8, 3, 11], [9, 4], [23, 0, 61, 7]]  # 0 is a real token here
@@ -77,3 +77,31 @@ def test_two_generators_of_one_transformer_are_independent(family):
     assert long.predict(prompts).shape == (1, 12)
     np.testing.assert_array_equal(greedy.predict(prompts), first)
     np.testing.assert_array_equal(long.predict(prompts)[:, :8], first)
+
+
+@pytest.fixture(scope="module")
+def llama(tmp_path_factory):
+    directory, reference = save_llm("llama_gqa", tmp_path_factory.mktemp("llama_gqa"))
+    transformer = build_transformer_model(checkpoint_path=directory, with_lm="linear", return_keras_model=False)
+    return transformer, reference
+
+
+@pytest.mark.parametrize("jit_compile", [True, False])
+def test_greedy_tokens_equal_hf_compiled_or_eager(llama, jit_compile):
+    """`jit_compile=True` (torch: the step under `torch.compile`) and False (eager everywhere)
+    decode exactly as the default does; streaming too."""
+    transformer, reference = llama
+    expected = [hf_greedy(reference, prompt, NEW_TOKENS) for prompt in PROMPTS]
+    assert generate(transformer, PROMPTS, NEW_TOKENS, jit_compile=jit_compile) == expected
+    streamed = list(stream(transformer, PROMPTS, NEW_TOKENS, jit_compile=jit_compile))
+    assert [[step[row] for step in streamed] for row in range(len(PROMPTS))] == expected
+
+
+def test_seeded_sampling_is_the_same_compiled_or_eager(llama):
+    """With every processor and the top-p-after-top-k sampler, a seed draws the same tokens
+    whether the step is compiled (`torch.compile` on torch) or not."""
+    transformer, _ = llama
+    settings = {"search_mode": "topp", "k": [0.9, 8], "temperature": 3.0, "penalty": 1.3, "mask_output": [1, 2]}
+    eager = generate(transformer, PROMPTS, NEW_TOKENS, seed=11, jit_compile=False, **settings)
+    assert generate(transformer, PROMPTS, NEW_TOKENS, seed=11, jit_compile=True, **settings) == eager
+    assert not {1, 2} & {token for row in eager for token in row}

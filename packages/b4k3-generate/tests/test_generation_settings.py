@@ -118,18 +118,18 @@ def test_top_k_samples_lie_among_the_k_highest_logits_of_each_step(llama):
 
 
 def test_second_call_of_the_same_shape_reuses_the_compiled_loop(llama, monkeypatch):
-    """Counts how often the loop's `decode` runs as Python: once on jax (traced once; a later
+    """Counts how often the loop's `prefill` runs as Python: once on jax (traced once; a later
     call of the same shape runs the compiled loop, whatever its prompts, their lengths or the
     seed) and on tensorflow (one `tf.function` trace), once per call on torch (eager)."""
     transformer, _ = llama
     runs = []
-    decode = DecodeLoop.decode
+    prefill = DecodeLoop.prefill
 
-    def counting_decode(self, *args):
+    def counting_prefill(self, *args):
         runs.append(args)
-        return decode(self, *args)
+        return prefill(self, *args)
 
-    monkeypatch.setattr(DecodeLoop, "decode", counting_decode)
+    monkeypatch.setattr(DecodeLoop, "prefill", counting_prefill)
     settings = {"search_mode": "topp", "k": [0.8, 7], "temperature": 2.5}  # used by no other test
     other_prompts = [[3, 3, 3], [1, 2, 60, 61, 62, 63]]  # the same width, other lengths and ids
     first = generate(transformer, PROMPTS, NEW_TOKENS, seed=1, **settings)
@@ -163,6 +163,8 @@ def test_second_call_of_the_same_shape_reuses_the_compiled_loop(llama, monkeypat
         ({"prompts": [[-1, 5]]}, "-1"),
         ({"end_token": "x"}, "end_token"),
         ({"end_token": [2, -1]}, "end_token"),
+        ({"jit_compile": "yes"}, "jit_compile"),
+        ({"jit_compile": None}, "jit_compile"),
     ],
 )
 def test_bad_setting_is_refused_naming_it(llama, settings, named):

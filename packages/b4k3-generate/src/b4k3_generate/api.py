@@ -4,10 +4,11 @@ friendlier `generate(transformer, prompts, max_new_tokens, ...)` on ragged token
 import numbers
 import weakref
 
+import keras
 import numpy as np
 from tqdm.auto import tqdm
 
-from b4k3_generate.loop import DecodeLoop, DecodeSettings, compiled
+from b4k3_generate.loop import DecodeLoop, DecodeSettings, check_jit_compile, compiled
 from b4k3_generate.processors import check_processing
 from b4k3_generate.samplers import check_sampling
 
@@ -64,14 +65,29 @@ def _check_token_ids(transformer, tokens):
 
 class Decoder:
     """The compiled generation of one transformer with one `DecodeSettings`: the whole loop at
-    once (`decode`), or step by step from Python (`steps`, for streaming and progress bars)."""
+    once (`decode`), or step by step from Python (`steps`, for streaming and progress bars).
 
-    def __init__(self, transformer, settings):
+    JAX and TensorFlow compile the whole loop; torch runs it from Python (one host check per step
+    to stop), with only the step under `torch.compile` when `jit_compile=True` (a prompt of a new
+    width would recompile the prefill).
+    """
+
+    def __init__(self, transformer, settings, jit_compile="auto"):
         loop = DecodeLoop(transformer, settings)
-        self.decode = compiled(transformer, loop.decode, static_argnums=(4,))
-        self._prefill = compiled(transformer, loop.prefill, static_argnums=(4,))
-        self._step = compiled(transformer, loop.step)
-        self._finish = compiled(transformer, loop.finish)
+        on_torch = keras.backend.backend() == "torch"
+        self._prefill = compiled(transformer, loop.prefill, (4,), False if on_torch else jit_compile)
+        self._step = compiled(transformer, loop.step, jit_compile=jit_compile)
+        self._finish = compiled(transformer, loop.finish, jit_compile=False if on_torch else jit_compile)
+        self._loop = None if on_torch else compiled(transformer, loop.decode, (4,), jit_compile)
+
+    def decode(self, token_ids, prompt_lengths, end_positions, seed, prompt_width):
+        """The `(batch, max_length)` tokens: prompts, generated tokens, end-token fill."""
+        if self._loop is not None:
+            return self._loop(token_ids, prompt_lengths, end_positions, seed, prompt_width)
+        state = self._prefill(token_ids, prompt_lengths, end_positions, seed, prompt_width)
+        while not bool(keras.ops.all(state[4])):
+            state = self._step(state)
+        return self._finish(state)
 
     def steps(self, token_ids, prompt_lengths, end_positions, seed, prompt_width):
         """Yields `(tokens, running)` after each step: the `(batch,)` tokens just written and which
@@ -79,24 +95,24 @@ class Decoder:
         state = self._prefill(token_ids, prompt_lengths, end_positions, seed, prompt_width)
         running = np.ones(len(prompt_lengths), dtype=bool)
         while True:
-            yield np.asarray(state[2]), running
-            running = ~np.asarray(state[4])
+            yield keras.ops.convert_to_numpy(state[2]), running
+            running = ~keras.ops.convert_to_numpy(state[4])
             if not running.any():
-                return np.asarray(self._finish(state))
+                return keras.ops.convert_to_numpy(self._finish(state))
             state = self._step(state)
 
 
-# One decoder per transformer and settings, reused by every call that asks for the same settings
-# (compiling is the slow part on JAX); dropped with the transformer.
+# One decoder per transformer, settings and jit_compile, reused by every call that asks for the
+# same (compiling is the slow part); dropped with the transformer.
 _DECODERS = weakref.WeakKeyDictionary()
 
 
-def decoder(transformer, settings):
+def decoder(transformer, settings, jit_compile="auto"):
     """The `Decoder` of `transformer` with `settings`, compiled once."""
     decoders = _DECODERS.setdefault(transformer, {})
-    if settings not in decoders:
-        decoders[settings] = Decoder(transformer, settings)
-    return decoders[settings]
+    if (settings, jit_compile) not in decoders:
+        decoders[settings, jit_compile] = Decoder(transformer, settings, jit_compile)
+    return decoders[settings, jit_compile]
 
 
 class CacheModel:
@@ -106,7 +122,7 @@ class CacheModel:
     transformer never share state (the predecessor reused the first one silently).
     """
 
-    def __init__(self, transformer, input_lengths, settings, index_bias=0, progress_print=False):
+    def __init__(self, transformer, input_lengths, settings, index_bias=0, progress_print=False, jit_compile="auto"):
         if not hasattr(transformer, "call_with_cache"):
             raise TypeError(f"{type(transformer).__name__} cannot decode: it has no build_cache / call_with_cache")
         lengths = list(input_lengths) if isinstance(input_lengths, (list, tuple)) else [input_lengths]
@@ -117,7 +133,7 @@ class CacheModel:
         self.settings = settings
         self.index_bias = index_bias
         self.progress_print = progress_print
-        self._decoder = Decoder(transformer, settings)
+        self._decoder = Decoder(transformer, settings, jit_compile)
 
     def prompt_lengths(self, tokens):
         """Each row's prompt ends at its last non-zero token (trailing zeros are padding; a 0 inside
@@ -144,7 +160,7 @@ class CacheModel:
         width = int(tokens.shape[1])
         ends = np.full_like(lengths, self.max_length)
         if not self.progress_print:
-            return np.asarray(self._decoder.decode(buffer, lengths, ends, _seed(seed), width))
+            return keras.ops.convert_to_numpy(self._decoder.decode(buffer, lengths, ends, _seed(seed), width))
         steps = self._decoder.steps(buffer, lengths, ends, _seed(seed), width)
         with tqdm(total=int((ends - lengths).max()), desc="generating", unit="token") as bar:
             while True:
@@ -156,7 +172,14 @@ class CacheModel:
 
 
 def build_cache_model(
-    transformer, input_lengths, end_token, search_mode="greedy", k=1, progress_print=False, index_bias=0
+    transformer,
+    input_lengths,
+    end_token,
+    search_mode="greedy",
+    k=1,
+    progress_print=False,
+    index_bias=0,
+    jit_compile="auto",
 ):
     """bert4keras3's generator: `build_cache_model(...).predict(tokens)` (see `CacheModel`).
 
@@ -168,9 +191,14 @@ def build_cache_model(
         k: the sampler's setting.
         progress_print: show a progress bar while decoding.
         index_bias: positions always counted as prompt (T5's decoder start token is a 0).
+        jit_compile: as Keras' `jit_compile`: 'auto' compiles the loop on jax (`jax.jit`) and
+            tensorflow (`tf.function`) and runs torch eagerly; True also compiles torch's step
+            with `torch.compile` (several times faster per token, slow to compile); False runs
+            eagerly everywhere (for debugging).
     """
     settings = decode_settings(transformer, end_token, search_mode, k)
-    return CacheModel(transformer, input_lengths, settings, index_bias, progress_print)
+    check_jit_compile(jit_compile)
+    return CacheModel(transformer, input_lengths, settings, index_bias, progress_print, jit_compile)
 
 
 def generate(
@@ -186,6 +214,7 @@ def generate(
     mask_output=None,
     penalty_window=None,
     max_penalty_range=None,
+    jit_compile="auto",
 ):
     """Continues each prompt (a list of token-id lists, any lengths) by up to `max_new_tokens`
     tokens; returns each row's new tokens (up to and including its end token).
@@ -196,11 +225,13 @@ def generate(
         seed: an int for reproducible sampling (default: fresh randomness).
         penalty, temperature, mask_output, penalty_window, max_penalty_range: the processing;
             unset ones come from the transformer (the arguments given to build_transformer_model).
+        jit_compile: 'auto', True or False, as in `build_cache_model`.
     """
     settings, buffer, lengths, ends, width = _batch(
         transformer, prompts, max_new_tokens, end_token, search_mode, k, locals()
     )
-    output = np.asarray(decoder(transformer, settings).decode(buffer, lengths, ends, _seed(seed), width))
+    output = decoder(transformer, settings, jit_compile).decode(buffer, lengths, ends, _seed(seed), width)
+    output = keras.ops.convert_to_numpy(output)
     return [
         _new_tokens(output[row, length : length + max_new_tokens], settings.end_tokens)
         for row, length in enumerate(lengths)
@@ -220,13 +251,14 @@ def stream(
     mask_output=None,
     penalty_window=None,
     max_penalty_range=None,
+    jit_compile="auto",
 ):
     """`generate`, yielding as the tokens are produced: at each step, one entry per row, the token
     it just produced or None once it has ended. Same arguments as `generate`."""
     settings, buffer, lengths, ends, width = _batch(
         transformer, prompts, max_new_tokens, end_token, search_mode, k, locals()
     )
-    for tokens, running in decoder(transformer, settings).steps(buffer, lengths, ends, _seed(seed), width):
+    for tokens, running in decoder(transformer, settings, jit_compile).steps(buffer, lengths, ends, _seed(seed), width):
         yield [int(token) if is_running else None for token, is_running in zip(tokens, running, strict=True)]
 
 
@@ -241,6 +273,7 @@ def _batch(transformer, prompts, max_new_tokens, end_token, search_mode, k, argu
     prompts = [list(prompt) for prompt in prompts]
     if not prompts or any(len(prompt) == 0 for prompt in prompts):
         raise ValueError("prompts must be a non-empty list of non-empty token-id lists")
+    check_jit_compile(arguments["jit_compile"])
     processing = {name: arguments[name] for name in PROCESSING}
     settings = decode_settings(transformer, end_token, search_mode, k, **processing)
     lengths = np.array([len(prompt) for prompt in prompts], dtype="int32")

@@ -52,6 +52,7 @@ class DecodeLoop:
         `token_ids` `(batch, max_length)` int32 holds row `b`'s prompt in its first
         `prompt_lengths[b]` entries; the row is generated up to `end_positions[b]` (excluded).
         """
+        token_ids, seed = ops.convert_to_tensor(token_ids, "int32"), ops.convert_to_tensor(seed, "int32")
         batch_size, max_length = ops.shape(token_ids)[0], ops.shape(token_ids)[1]
         lengths = ops.cast(prompt_lengths, "int32")
         limits = ops.minimum(ops.cast(end_positions, "int32"), max_length)
@@ -126,11 +127,32 @@ def _fill_after_end(tokens, lengths, limits, settings, fill):
     return ops.where(ops.logical_and(after_end, generated), fill, tokens)
 
 
-def compiled(transformer, function, static_argnums=()):
-    """`function` (of tensors, calling the transformer's layers) compiled for this backend: under
-    `jax.jit` with the model's variables passed in as state (so new inputs of the same shapes reuse
-    the compiled code), `tf.function` on TensorFlow, eagerly in inference mode on torch."""
+def check_jit_compile(jit_compile):
+    if not (jit_compile is True or jit_compile is False or jit_compile == "auto"):
+        raise ValueError(f"jit_compile must be 'auto', True or False, got {jit_compile!r}")
+
+
+def compiled(transformer, function, static_argnums=(), jit_compile="auto"):
+    """`function` (of tensors, calling the transformer's layers) compiled for this backend, as
+    Keras' `jit_compile` does: with 'auto', under `jax.jit` with the model's variables passed in as
+    state (so new inputs of the same shapes reuse the compiled code), `tf.function` on TensorFlow,
+    eagerly on torch; with True also `torch.compile` on torch (fast steps, but tens of seconds
+    to compile a model); with False eagerly everywhere (for debugging). Torch runs without
+    autograd."""
     backend = keras.backend.backend()
+    if backend == "torch":
+        import torch
+
+        if jit_compile is True:
+            function = torch.compile(function)
+
+        def run(*args):
+            with torch.inference_mode():
+                return function(*args)
+
+        return run
+    if jit_compile is False:
+        return function
     if backend == "jax":
         import jax
 
@@ -160,14 +182,6 @@ def compiled(transformer, function, static_argnums=()):
 
                 graphs[static] = tf.function(graph)
             return graphs[static](*(args[n] for n in range(len(args)) if n not in static_argnums))
-
-        return run
-    if backend == "torch":
-        import torch
-
-        def run(*args):
-            with torch.inference_mode():
-                return function(*args)
 
         return run
     raise ValueError(f"b4k3-generate runs on jax, torch or tensorflow, not the {backend!r} backend")

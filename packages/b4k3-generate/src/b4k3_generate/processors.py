@@ -165,11 +165,11 @@ def mask_output(logits, banned_ids):
     outside = [i for i in banned_ids if i >= vocab]
     if outside:
         raise ValueError(f"mask_output ids {outside} are outside the vocabulary of {vocab} tokens.")
-    banned = np.zeros((1, vocab), dtype=bool)
-    banned[0, list(banned_ids)] = True
-    if banned.all():
+    if len(set(banned_ids)) == vocab:
         raise ValueError(f"mask_output bans all {vocab} tokens: nothing could be generated.")
-    return ops.where(banned, ops.cast(-infinity(logits.dtype), logits.dtype), logits)
+    ids = ops.convert_to_tensor([[int(i)] for i in banned_ids], "int32")
+    banned = ops.scatter(ids, ops.ones((len(banned_ids),), "int32"), (vocab,)) > 0
+    return ops.where(banned[None], ops.cast(-infinity(logits.dtype), logits.dtype), logits)
 
 
 # process_logits' arguments shadow these two functions.

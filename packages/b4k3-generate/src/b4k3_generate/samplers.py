@@ -14,7 +14,6 @@ tokens get `-infinity(dtype)` (-1e12, the value `processors.mask_output` uses) i
 import numbers
 
 import keras
-import numpy as np
 
 from b4k3_ops import ops
 from b4k3_ops.numerics import as_tensor, infinity
@@ -103,8 +102,9 @@ def top_p_filter(logits, p):
 
 
 def _as_int32(value):
-    """A uint32 bit pattern as the int32 with the same bits."""
-    return ops.convert_to_tensor(np.array(value, dtype=np.uint32).view(np.int32))
+    """A uint32 bit pattern as the int32 with the same bits (from a Python int, which a compiled
+    torch graph takes as a constant)."""
+    return ops.convert_to_tensor(value - (1 << 32) if value >= 1 << 31 else value, "int32")
 
 
 def _shift_right(x, bits):

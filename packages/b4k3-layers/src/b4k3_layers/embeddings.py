@@ -512,7 +512,9 @@ class RotaryEmbedding(keras.layers.Layer):
                 f"got {feature_size}"
             )
         if feature_size is not None:
-            self._built_frequencies = self.inverse_frequencies(feature_size)
+            # Python floats, not NumPy: torch.compile bakes them into its graph (a NumPy attribute
+            # breaks the graph), and every backend converts them as constants.
+            self._built_frequencies = tuple(self.inverse_frequencies(feature_size).tolist())
 
     def call(self, inputs, start_index=0):
         rank = len(inputs.shape)
@@ -522,7 +524,7 @@ class RotaryEmbedding(keras.layers.Layer):
             raise ValueError(f"RotaryEmbedding: the feature axis of the inputs needs a known size, got {inputs.shape}")
         frequencies = self._built_frequencies
         if frequencies is None or 2 * len(frequencies) != dim:
-            frequencies = self.inverse_frequencies(dim)
+            frequencies = tuple(self.inverse_frequencies(dim).tolist())
 
         start = ops.cast(start_index, "float32")
         if len(start.shape) > 1:
@@ -538,7 +540,7 @@ class RotaryEmbedding(keras.layers.Layer):
         # Per row, positions are (batch, seq_len); a (1,) index is the scalar it holds.
         start = start[:, None] if per_row else ops.reshape(start, ())
         positions = (ops.arange(ops.shape(inputs)[sequence_axis], dtype="float32") + start) / self.scaling_factor
-        angles = positions[..., None] * ops.convert_to_tensor(frequencies)
+        angles = positions[..., None] * ops.convert_to_tensor(frequencies, "float32")
         angles = ops.concatenate([angles, angles], axis=-1)  # both halves turn by the same angles
         if feature_axis < sequence_axis:
             angles = ops.swapaxes(angles, -1, -2)

@@ -305,14 +305,23 @@ class Transformer:
         raise NotImplementedError(f"{type(self).__name__} has no checkpoint name map")
 
     def build_cache_model(
-        self, input_lengths, end_token, search_mode="greedy", k=1, progress_print=False, index_bias=0
+        self,
+        input_lengths,
+        end_token,
+        search_mode="greedy",
+        k=1,
+        progress_print=False,
+        index_bias=0,
+        jit_compile="auto",
     ):
         """bert4keras3's KV-cache generator; see `b4k3_generate.build_cache_model` (b4k3-generate)."""
         try:
             from b4k3_generate import build_cache_model
         except ImportError as error:
             raise ImportError("build_cache_model needs b4k3-generate: pip install b4k3-generate") from error
-        return build_cache_model(self, input_lengths, end_token, search_mode, k, progress_print, index_bias)
+        return build_cache_model(
+            self, input_lengths, end_token, search_mode, k, progress_print, index_bias, jit_compile
+        )
 
     # Layers a checkpoint may hold that the model builds only when asked (heads): their keys are
     # expected in a checkpoint without being loaded.
