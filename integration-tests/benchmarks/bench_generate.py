@@ -14,7 +14,8 @@ implementation loads that same directory and continues the same random 32-token 
   stop_token_ids=None)` on the prompt padded to 160 positions, on jax and torch;
 - b4k3 `build_transformer_model(checkpoint_path=directory, with_lm="linear",
   return_keras_model=False)` and `b4k3_generate.generate(model, prompts, 128)` on jax, torch and
-  tensorflow.
+  tensorflow (XLA), each with its default `jit_compile="auto"`, and on torch with
+  `jit_compile=True` too ("torch+compile": the decode step under `torch.compile`).
 
 Each implementation runs in a fresh subprocess of this script (KERAS_BACKEND is fixed at import),
 pinned to the same cores with the same thread count. At each batch size the first call compiles
@@ -60,6 +61,7 @@ WORKERS = [
     ("keras-hub", "torch"),
     ("b4k3", "jax"),
     ("b4k3", "torch"),
+    ("b4k3", "torch+compile"),
     ("b4k3", "tensorflow"),
 ]
 NAMES = {"hf": "HF transformers", "keras-hub": "keras-hub Llama3CausalLM", "b4k3": "b4k3-generate"}
@@ -67,10 +69,11 @@ NAMES = {"hf": "HF transformers", "keras-hub": "keras-hub Llama3CausalLM", "b4k3
 RATIOS = [
     ("b4k3 jax / keras-hub jax, batch 1", ("b4k3", "jax"), ("keras-hub", "jax"), 1, 1.1),
     ("b4k3 jax / HF eager, batch 1", ("b4k3", "jax"), ("hf", "torch"), 1, 2.0),
-    ("b4k3 torch / HF eager, batch 1", ("b4k3", "torch"), ("hf", "torch"), 1, 1.5),
+    ("b4k3 torch+compile / HF eager, batch 1", ("b4k3", "torch+compile"), ("hf", "torch"), 1, 1.5),
+    ("b4k3 torch (eager) / HF eager, batch 1", ("b4k3", "torch"), ("hf", "torch"), 1, None),
     ("b4k3 jax / keras-hub jax, batch 8", ("b4k3", "jax"), ("keras-hub", "jax"), 8, None),
     ("b4k3 jax / HF eager, batch 8", ("b4k3", "jax"), ("hf", "torch"), 8, None),
-    ("b4k3 torch / HF eager, batch 8", ("b4k3", "torch"), ("hf", "torch"), 8, None),
+    ("b4k3 torch+compile / HF eager, batch 8", ("b4k3", "torch+compile"), ("hf", "torch"), 8, None),
 ]
 # (implementation, batch size, tokens/s goal)
 SPEED_GOALS = [(("b4k3", "jax"), 1, 125.0), (("b4k3", "jax"), 8, 600.0)]
@@ -198,21 +201,26 @@ def keras_hub_generator(directory):
     return call, "generate, greedy sampler"
 
 
-def b4k3_generator(directory):
+def b4k3_generator(directory, jit_compile="auto"):
     """b4k3's Llama built from the HF directory, and a `generate` call returning new tokens."""
     from b4k3_generate import generate
     from b4k3_models import build_transformer_model
 
     model = build_transformer_model(checkpoint_path=directory, with_lm="linear", return_keras_model=False)
-    return (lambda ids, new_tokens: np.asarray(generate(model, ids.tolist(), new_tokens))), "generate"
+
+    def call(ids, new_tokens):
+        return np.asarray(generate(model, ids.tolist(), new_tokens, jit_compile=jit_compile))
+
+    return call, f"generate(jit_compile={jit_compile!r})"
 
 
 def worker(args):
     """Runs one implementation in this process and prints its timings and tokens as one JSON line."""
-    threads = pin_threads(args.threads, "torch" if args.worker == "hf" else args.backend)
+    framework, _, compile_torch = args.backend.partition("+")
+    threads = pin_threads(args.threads, "torch" if args.worker == "hf" else framework)
     build = {"hf": hf_generator, "keras-hub": keras_hub_generator, "b4k3": b4k3_generator}[args.worker]
     start = time.perf_counter()
-    call, method = build(args.weights)
+    call, method = build(args.weights, True) if compile_torch else build(args.weights)
     result = {"method": method, "threads": threads, "load_s": time.perf_counter() - start, "batches": {}}
     for batch_size in args.batch_sizes:
         ids = prompts(batch_size, args.prompt_length, LLAMA_55M["vocab_size"])
@@ -238,7 +246,7 @@ def run_worker(implementation, backend, args, directory):
     command += ["--batch-sizes", *map(str, args.batch_sizes)]
     environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     if implementation != "hf":
-        environment["KERAS_BACKEND"] = backend
+        environment["KERAS_BACKEND"] = backend.partition("+")[0]
     done = subprocess.run(command, env=environment, capture_output=True, text=True)
     for line in done.stdout.splitlines():
         if line.startswith(RESULT_PREFIX):

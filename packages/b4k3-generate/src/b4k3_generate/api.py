@@ -8,7 +8,7 @@ import keras
 import numpy as np
 from tqdm.auto import tqdm
 
-from b4k3_generate.loop import DecodeLoop, DecodeSettings, check_jit_compile, compiled
+from b4k3_generate.loop import DecodeLoop, DecodeSettings, cache_lengths, check_jit_compile, compiled
 from b4k3_generate.processors import check_processing
 from b4k3_generate.samplers import check_sampling
 
@@ -67,38 +67,57 @@ class Decoder:
     """The compiled generation of one transformer with one `DecodeSettings`: the whole loop at
     once (`decode`), or step by step from Python (`steps`, for streaming and progress bars).
 
-    JAX and TensorFlow compile the whole loop; torch runs it from Python (one host check per step
-    to stop), with only the step under `torch.compile` when `jit_compile=True` (a prompt of a new
-    width would recompile the prefill).
+    The cache starts short and grows (`loop.cache_lengths`) when the model can resize it. JAX and
+    TensorFlow compile a loop per cache length (`segment`); torch runs the steps from Python (one
+    host check per step, to stop or grow), with only the step under `torch.compile` when
+    `jit_compile=True` (then with one full-length cache: a new shape would compile again).
     """
 
     def __init__(self, transformer, settings, jit_compile="auto"):
         loop = DecodeLoop(transformer, settings)
         on_torch = keras.backend.backend() == "torch"
-        self._prefill = compiled(transformer, loop.prefill, (4,), False if on_torch else jit_compile)
+        self.grows = hasattr(transformer, "resize_cache") and not (on_torch and jit_compile is True)
+        self._prefill = compiled(transformer, loop.prefill, (4, 5), False if on_torch else jit_compile)
         self._step = compiled(transformer, loop.step, jit_compile=jit_compile)
+        self._resize = compiled(transformer, loop.resize, (1,), False if on_torch else jit_compile)
         self._finish = compiled(transformer, loop.finish, jit_compile=False if on_torch else jit_compile)
-        self._loop = None if on_torch else compiled(transformer, loop.decode, (4,), jit_compile)
+        self._segment = None if on_torch else compiled(transformer, loop.segment, (1,), jit_compile)
+
+    def cache_lengths(self, prompt_width, max_length):
+        return cache_lengths(prompt_width, max_length) if self.grows else [max_length]
 
     def decode(self, token_ids, prompt_lengths, end_positions, seed, prompt_width):
         """The `(batch, max_length)` tokens: prompts, generated tokens, end-token fill."""
-        if self._loop is not None:
-            return self._loop(token_ids, prompt_lengths, end_positions, seed, prompt_width)
-        state = self._prefill(token_ids, prompt_lengths, end_positions, seed, prompt_width)
-        while not bool(keras.ops.all(state[4])):
-            state = self._step(state)
+        if self._segment is None:
+            steps = self.steps(token_ids, prompt_lengths, end_positions, seed, prompt_width)
+            while True:
+                try:
+                    next(steps)
+                except StopIteration as done:
+                    return done.value
+        lengths = self.cache_lengths(prompt_width, np.shape(token_ids)[1])
+        state = self._prefill(token_ids, prompt_lengths, end_positions, seed, prompt_width, lengths[0])
+        state = self._segment(state, lengths[0])
+        for length in lengths[1:]:
+            if bool(keras.ops.all(state[4])):
+                break
+            state = self._segment(self._resize(state, length), length)
         return self._finish(state)
 
     def steps(self, token_ids, prompt_lengths, end_positions, seed, prompt_width):
         """Yields `(tokens, running)` after each step: the `(batch,)` tokens just written and which
         rows were still running when they were (NumPy); returns the finished buffer."""
-        state = self._prefill(token_ids, prompt_lengths, end_positions, seed, prompt_width)
+        lengths = self.cache_lengths(prompt_width, np.shape(token_ids)[1])
+        state = self._prefill(token_ids, prompt_lengths, end_positions, seed, prompt_width, lengths[0])
         running = np.ones(len(prompt_lengths), dtype=bool)
         while True:
             yield keras.ops.convert_to_numpy(state[2]), running
             running = ~keras.ops.convert_to_numpy(state[4])
             if not running.any():
                 return keras.ops.convert_to_numpy(self._finish(state))
+            if len(lengths) > 1 and keras.ops.convert_to_numpy(state[3])[running].max() > lengths[0]:
+                lengths = lengths[1:]
+                state = self._resize(state, lengths[0])
             state = self._step(state)
 
 

@@ -1,16 +1,20 @@
 """The decode loop: prefill the prompts, then one token per step through a model's
 `call_with_cache`, the logits processors and a sampler, each row stopping on its own.
 
-`decode` is one function of tensors with static shapes, written with `keras.ops` (its loop is
-`keras.ops.while_loop`), so it runs unchanged on every backend; `compiled_decoder` compiles it
-where the backend allows: `jax.jit` with the model's variables passed in as state (a new prompt of
-the same shape reuses the compiled loop), `tf.function` on TensorFlow, and plain eager execution
-without autograd on torch (whose loop stops as soon as every row has ended).
+`prefill`, `step`, `segment` (steps in a `keras.ops.while_loop`) and `resize` are functions of
+tensors with static shapes, written with `keras.ops`, so they run unchanged on every backend;
+`compiled` compiles them where the backend allows: `jax.jit` with the model's variables passed in
+as state (a new prompt of the same shape reuses the compiled loop), `tf.function` with XLA on
+TensorFlow, eagerly without autograd (or under `torch.compile`) on torch.
+
+The KV cache grows in steps (`cache_lengths`): attention reads only as many positions as the
+cache has room for, not the whole padded length, at the price of one compiled loop per length.
 """
 
 import dataclasses
 
 import keras
+import numpy as np
 
 from b4k3_generate.processors import process_logits
 from b4k3_generate.samplers import next_token, step_seed
@@ -45,18 +49,19 @@ class DecodeLoop:
         self.settings = settings
         self.fill = settings.end_tokens[0] if settings.end_tokens else 0
 
-    def prefill(self, token_ids, prompt_lengths, end_positions, seed, prompt_width):
+    def prefill(self, token_ids, prompt_lengths, end_positions, seed, prompt_width, cache_length=None):
         """Runs the prompts (the first `prompt_width` positions, a Python int at least the
         longest prompt) and chooses each row's first token: the initial loop state.
 
         `token_ids` `(batch, max_length)` int32 holds row `b`'s prompt in its first
         `prompt_lengths[b]` entries; the row is generated up to `end_positions[b]` (excluded).
+        The cache has room for `cache_length` positions (a Python int, default `max_length`).
         """
         token_ids, seed = ops.convert_to_tensor(token_ids, "int32"), ops.convert_to_tensor(seed, "int32")
         batch_size, max_length = ops.shape(token_ids)[0], ops.shape(token_ids)[1]
         lengths = ops.cast(prompt_lengths, "int32")
         limits = ops.minimum(ops.cast(end_positions, "int32"), max_length)
-        cache = self.transformer.build_cache(batch_size, max_length)
+        cache = self.transformer.build_cache(batch_size, cache_length or max_length)
         logits, cache = self.transformer.call_with_cache(token_ids[:, :prompt_width], cache, 0)
         last_logits = ops.take_along_axis(logits, (lengths - 1)[:, None, None], axis=1)[:, 0]
         token = self.choose(last_logits, token_ids, lengths, seed, 0)
@@ -99,12 +104,22 @@ class DecodeLoop:
         step = ops.convert_to_tensor(step, "int32") + 1
         return tokens, cache, token, positions + 1, ended, step, lengths, limits, seed
 
-    def decode(self, token_ids, prompt_lengths, end_positions, seed, prompt_width):
-        """The whole generation in one loop: the prompts followed by the generated tokens, each
-        row ended with `end_token` filled with it to its end position."""
-        state = self.prefill(token_ids, prompt_lengths, end_positions, seed, prompt_width)
-        state = ops.while_loop(lambda *state: ops.logical_not(ops.all(state[4])), lambda *s: self.step(s), state)
-        return self.finish(state)
+    def segment(self, state, cache_length):
+        """Steps while a row runs and every running row's next step fits a cache of
+        `cache_length` positions (a Python int: the cache's length)."""
+        return ops.while_loop(lambda *s: self.fits(s, cache_length), lambda *s: self.step(s), state)
+
+    @staticmethod
+    def fits(state, cache_length):
+        """Whether a row still runs and no running row's next step (which writes its cache at
+        `positions - 1`) falls past a cache of `cache_length` positions."""
+        positions, finished = state[3], state[4]
+        past = ops.logical_and(ops.logical_not(finished), positions > cache_length)
+        return ops.logical_and(ops.logical_not(ops.all(finished)), ops.logical_not(ops.any(past)))
+
+    def resize(self, state, cache_length):
+        """The state with the cache grown to `cache_length` positions (a Python int)."""
+        return (*state[:1], self.transformer.resize_cache(state[1], cache_length), *state[2:])
 
     def finish(self, state):
         tokens, *_, lengths, limits, _ = state
@@ -125,6 +140,23 @@ def _fill_after_end(tokens, lengths, limits, settings, fill):
     is_end = ops.logical_and(is_end, generated)
     after_end = ops.cumsum(ops.cast(is_end, "int32"), axis=1) - ops.cast(is_end, "int32") > 0
     return ops.where(ops.logical_and(after_end, generated), fill, tokens)
+
+
+# The shortest cache a generation starts with; it doubles until it holds the longest row.
+SHORTEST_CACHE = 256
+
+
+def cache_lengths(prompt_width, max_length, shortest=None):
+    """The cache lengths a generation goes through: powers of two from `shortest` positions (and
+    at least the prompt's), up to `max_length`, which ends the list. Each length is one more
+    compiled loop (on jax and tensorflow); in exchange attention reads only the positions the
+    cache has room for."""
+    length = max(shortest or SHORTEST_CACHE, 1 << int(np.ceil(np.log2(max(prompt_width, 1)))))
+    lengths = []
+    while length < max_length:
+        lengths.append(length)
+        length *= 2
+    return [*lengths, max_length]
 
 
 def check_jit_compile(jit_compile):

@@ -262,6 +262,16 @@ class Gemma(LM_Mask, Transformer):
         shape = (batch_size, 2, max_length, self.num_attention_heads, self.attention_head_size)
         return [ops.zeros(shape, dtype=dtype) for _ in range(self.num_hidden_layers)]
 
+    def resize_cache(self, cache, max_length):
+        """The cache with room for `max_length` positions: zero-padded (or cut) at the end, so a
+        decode loop can start with a short cache and grow it, its attention reading only the
+        positions it has room for."""
+        length = ops.shape(cache[0])[2]
+        if max_length <= length:
+            return [layer_cache[:, :, :max_length] for layer_cache in cache]
+        padding = [[0, 0], [0, 0], [0, max_length - length], [0, 0], [0, 0]]
+        return [ops.pad(layer_cache, padding) for layer_cache in cache]
+
     def call_with_cache(self, inputs, cache, index):
         """The LM head's output for `inputs` (`(batch, T)` token ids at positions `index ..
         index + T - 1`) and the cache with their keys and values written in.
