@@ -119,8 +119,9 @@ def test_top_k_samples_lie_among_the_k_highest_logits_of_each_step(llama):
 
 def test_second_call_of_the_same_shape_reuses_the_compiled_loop(llama, monkeypatch):
     """Counts how often the loop's `prefill` runs as Python: once on jax (traced once; a later
-    call of the same shape runs the compiled loop, whatever its prompts, their lengths or the
-    seed) and on tensorflow (one `tf.function` trace), once per call on torch (eager)."""
+    call of the same shape runs the compiled loop, whatever its prompts, their lengths, the seed,
+    or a number of new tokens that rounds to the same buffer) and on tensorflow (one
+    `tf.function` trace), once per call on torch (eager)."""
     transformer, _ = llama
     runs = []
     prefill = DecodeLoop.prefill
@@ -134,8 +135,9 @@ def test_second_call_of_the_same_shape_reuses_the_compiled_loop(llama, monkeypat
     other_prompts = [[3, 3, 3], [1, 2, 60, 61, 62, 63]]  # the same width, other lengths and ids
     first = generate(transformer, PROMPTS, NEW_TOKENS, seed=1, **settings)
     second = generate(transformer, other_prompts, NEW_TOKENS, seed=2, **settings)
-    assert [len(row) for row in first + second] == [NEW_TOKENS] * 4
-    assert len(runs) == (2 if keras.backend.backend() == "torch" else 1)
+    third = generate(transformer, [[7], [8, 9]], NEW_TOKENS + 20, seed=3, **settings)
+    assert [len(row) for row in first + second + third] == [NEW_TOKENS] * 4 + [NEW_TOKENS + 20] * 2
+    assert len(runs) == (3 if keras.backend.backend() == "torch" else 1)
 
 
 @pytest.mark.parametrize(

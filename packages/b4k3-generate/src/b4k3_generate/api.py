@@ -1,6 +1,7 @@
 """The two ways to generate: bert4keras3's `build_cache_model(...).predict(tokens)` and the
 friendlier `generate(transformer, prompts, max_new_tokens, ...)` on ragged token-id lists."""
 
+import collections
 import numbers
 import weakref
 
@@ -89,12 +90,8 @@ class Decoder:
     def decode(self, token_ids, prompt_lengths, end_positions, seed, prompt_width):
         """The `(batch, max_length)` tokens: prompts, generated tokens, end-token fill."""
         if self._segment is None:
-            steps = self.steps(token_ids, prompt_lengths, end_positions, seed, prompt_width)
-            while True:
-                try:
-                    next(steps)
-                except StopIteration as done:
-                    return done.value
+            states = self.states(token_ids, prompt_lengths, end_positions, seed, prompt_width)
+            return self._finish(collections.deque(states, maxlen=1)[0])  # the last state
         lengths = self.cache_lengths(prompt_width, np.shape(token_ids)[1])
         state = self._prefill(token_ids, prompt_lengths, end_positions, seed, prompt_width, lengths[0])
         state = self._segment(state, lengths[0])
@@ -107,14 +104,22 @@ class Decoder:
     def steps(self, token_ids, prompt_lengths, end_positions, seed, prompt_width):
         """Yields `(tokens, running)` after each step: the `(batch,)` tokens just written and which
         rows were still running when they were (NumPy); returns the finished buffer."""
-        lengths = self.cache_lengths(prompt_width, np.shape(token_ids)[1])
-        state = self._prefill(token_ids, prompt_lengths, end_positions, seed, prompt_width, lengths[0])
         running = np.ones(len(prompt_lengths), dtype=bool)
-        while True:
+        for state in self.states(token_ids, prompt_lengths, end_positions, seed, prompt_width):
             yield keras.ops.convert_to_numpy(state[2]), running
             running = ~keras.ops.convert_to_numpy(state[4])
+        return keras.ops.convert_to_numpy(self._finish(state))
+
+    def states(self, token_ids, prompt_lengths, end_positions, seed, prompt_width):
+        """Yields the loop state after the prefill and after each step, until every row has
+        ended; the cache grows before a step that would not fit it. One host check per step."""
+        lengths = self.cache_lengths(prompt_width, np.shape(token_ids)[1])
+        state = self._prefill(token_ids, prompt_lengths, end_positions, seed, prompt_width, lengths[0])
+        while True:
+            yield state
+            running = ~keras.ops.convert_to_numpy(state[4])
             if not running.any():
-                return keras.ops.convert_to_numpy(self._finish(state))
+                return
             if len(lengths) > 1 and keras.ops.convert_to_numpy(state[3])[running].max() > lengths[0]:
                 lengths = lengths[1:]
                 state = self._resize(state, lengths[0])
@@ -281,6 +286,13 @@ def stream(
         yield [int(token) if is_running else None for token, is_running in zip(tokens, running, strict=True)]
 
 
+BUFFER_MULTIPLE, PREFILL_MULTIPLE = 64, 16
+
+
+def _round_up(value, multiple):
+    return -(-value // multiple) * multiple
+
+
 PROCESSING = ("penalty", "temperature", "mask_output", "penalty_window", "max_penalty_range")
 
 
@@ -298,8 +310,12 @@ def _batch(transformer, prompts, max_new_tokens, end_token, search_mode, k, argu
     lengths = np.array([len(prompt) for prompt in prompts], dtype="int32")
     for prompt in prompts:
         _check_token_ids(transformer, prompt)
-    width = int(lengths.max())
-    buffer = np.zeros((len(prompts), width + max_new_tokens), dtype="int32")
+    # Shapes rounded up, so calls with other lengths reuse a compiled loop: the buffer to a multiple
+    # of 64 positions (rows still stop at their own end), the prefill to 16 (padding past a row's
+    # prompt is written to its cache, then overwritten by its own tokens before anything reads it).
+    total = _round_up(int(lengths.max()) + max_new_tokens, BUFFER_MULTIPLE)
+    width = min(_round_up(int(lengths.max()), PREFILL_MULTIPLE), total)
+    buffer = np.zeros((len(prompts), total), dtype="int32")
     for row, prompt in enumerate(prompts):
         buffer[row, : len(prompt)] = prompt
     return settings, buffer, lengths, lengths + max_new_tokens, width
