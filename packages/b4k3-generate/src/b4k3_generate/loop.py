@@ -14,7 +14,6 @@ cache has room for, not the whole padded length, at the price of one compiled lo
 import dataclasses
 
 import keras
-import numpy as np
 
 from b4k3_generate.processors import process_logits
 from b4k3_generate.samplers import next_token, step_seed
@@ -151,7 +150,7 @@ def cache_lengths(prompt_width, max_length, shortest=None):
     at least the prompt's), up to `max_length`, which ends the list. Each length is one more
     compiled loop (on jax and tensorflow); in exchange attention reads only the positions the
     cache has room for."""
-    length = max(shortest or SHORTEST_CACHE, 1 << int(np.ceil(np.log2(max(prompt_width, 1)))))
+    length = max(shortest or SHORTEST_CACHE, 1 << max(prompt_width - 1, 0).bit_length())
     lengths = []
     while length < max_length:
         lengths.append(length)
