@@ -216,7 +216,7 @@ def build_cache_model(
         progress_print: show a progress bar while decoding.
         index_bias: positions always counted as prompt (T5's decoder start token is a 0).
         jit_compile: as Keras' `jit_compile`: 'auto' compiles the loop on jax (`jax.jit`) and
-            tensorflow (`tf.function`) and runs torch eagerly; True also compiles torch's step
+            tensorflow (`tf.function` with XLA) and runs torch eagerly; True also compiles torch's step
             with `torch.compile` (several times faster per token, slow to compile); False runs
             eagerly everywhere (for debugging).
     """
