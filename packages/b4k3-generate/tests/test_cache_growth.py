@@ -1,8 +1,9 @@
 """The KV cache starts short and grows: with the shortest cache set to 8 positions, a generation
 of 38 positions goes through caches of 16 (the prompt's, rounded up), 32 and 64 (`generate`'s
 buffer) positions (`loop.cache_lengths`), and greedy tokens still equal Hugging Face's, for
-ragged prompts that cross each length at different steps, through `generate`, `stream` and
-`build_cache_model(...).predict` (8, 16, 32, then the 40 positions asked for)."""
+ragged prompts that cross each length at different steps (Llama, and Gemma2 with its sliding
+window), through `generate`, `stream` and `build_cache_model(...).predict` (8, 16, 32, then the
+40 positions asked for)."""
 
 import weakref
 
@@ -13,15 +14,15 @@ from llm_checks import save_llm
 
 from b4k3_generate import api, build_cache_model, generate, loop, stream
 from b4k3_models import build_transformer_model
-from b4k3_models.llama import Llama
+from b4k3_models.llama import Gemma
 
 PROMPTS = [[5, 17, 0, 42, 8, 3, 11], [9, 4], [23, 0, 61, 7]]
 NEW_TOKENS = 31  # the longest row fills 38 positions
 
 
-@pytest.fixture(scope="module")
-def llama(tmp_path_factory):
-    directory, reference = save_llm("llama_gqa", tmp_path_factory.mktemp("llama_gqa"))
+@pytest.fixture(scope="module", params=["llama_gqa", "gemma2"])  # Gemma2: a 4-token sliding window
+def decoder_model(request, tmp_path_factory):
+    directory, reference = save_llm(request.param, tmp_path_factory.mktemp(request.param))
     transformer = build_transformer_model(checkpoint_path=directory, with_lm="linear", return_keras_model=False)
     with torch.no_grad():
         expected = [
@@ -46,13 +47,13 @@ def resized(monkeypatch):
     monkeypatch.setattr(loop, "SHORTEST_CACHE", 8)
     monkeypatch.setattr(api, "_DECODERS", weakref.WeakKeyDictionary())
     lengths = []
-    resize_cache = Llama.resize_cache
+    resize_cache = Gemma.resize_cache  # the decoders' base class
 
     def recording_resize_cache(self, cache, max_length):
         lengths.append(max_length)
         return resize_cache(self, cache, max_length)
 
-    monkeypatch.setattr(Llama, "resize_cache", recording_resize_cache)
+    monkeypatch.setattr(Gemma, "resize_cache", recording_resize_cache)
     return lengths
 
 
@@ -64,21 +65,21 @@ def test_cache_lengths_double_from_the_shortest_or_the_prompt_up_to_the_maximum(
     assert loop.cache_lengths(32, 160) == [160]  # 256 positions first: one loop for short generations
 
 
-def test_generate_grows_the_cache_and_keeps_hf_tokens(llama, resized):
-    transformer, expected = llama
+def test_generate_grows_the_cache_and_keeps_hf_tokens(decoder_model, resized):
+    transformer, expected = decoder_model
     assert generate(transformer, PROMPTS, NEW_TOKENS) == expected
     assert sorted(set(resized)) == [32, 64]
 
 
-def test_stream_grows_the_cache_and_keeps_hf_tokens(llama, resized):
-    transformer, expected = llama
+def test_stream_grows_the_cache_and_keeps_hf_tokens(decoder_model, resized):
+    transformer, expected = decoder_model
     steps = list(stream(transformer, PROMPTS, NEW_TOKENS))
     assert [[step[row] for step in steps] for row in range(len(PROMPTS))] == expected
     assert sorted(set(resized)) == [32, 64]
 
 
-def test_predict_grows_the_cache_and_keeps_hf_tokens(llama, resized):
-    transformer, expected = llama
+def test_predict_grows_the_cache_and_keeps_hf_tokens(decoder_model, resized):
+    transformer, expected = decoder_model
     max_length = 40
     padded = np.zeros((len(PROMPTS), 8), dtype="int32")
     for row, prompt in enumerate(PROMPTS):

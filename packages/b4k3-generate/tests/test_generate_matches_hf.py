@@ -29,7 +29,7 @@ def hf_greedy(model, prompt, max_new_tokens, end_token=None):
     return output[0, len(prompt) :].tolist()
 
 
-@pytest.fixture(scope="module", params=["llama_gqa", "qwen2", "gemma"])
+@pytest.fixture(scope="module", params=["llama_gqa", "qwen2", "gemma", "gemma2"])
 def family(request, tmp_path_factory):
     directory, reference = save_llm(request.param, tmp_path_factory.mktemp(request.param))
     transformer = build_transformer_model(checkpoint_path=directory, with_lm="linear", return_keras_model=False)
