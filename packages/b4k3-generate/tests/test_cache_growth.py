@@ -9,8 +9,7 @@ import weakref
 
 import numpy as np
 import pytest
-import torch
-from llm_checks import save_llm
+from llm_checks import hf_greedy, save_llm
 
 from b4k3_generate import api, build_cache_model, generate, loop, stream
 from b4k3_models import build_transformer_model
@@ -24,18 +23,7 @@ NEW_TOKENS = 31  # the longest row fills 38 positions
 def decoder_model(request, tmp_path_factory):
     directory, reference = save_llm(request.param, tmp_path_factory.mktemp(request.param))
     transformer = build_transformer_model(checkpoint_path=directory, with_lm="linear", return_keras_model=False)
-    with torch.no_grad():
-        expected = [
-            reference.generate(
-                torch.tensor([prompt]),
-                attention_mask=torch.ones(1, len(prompt), dtype=torch.long),
-                do_sample=False,
-                max_new_tokens=NEW_TOKENS,
-                eos_token_id=None,
-                pad_token_id=0,
-            )[0, len(prompt) :].tolist()
-            for prompt in PROMPTS
-        ]
+    expected = [hf_greedy(reference, prompt, NEW_TOKENS) for prompt in PROMPTS]
     return transformer, expected
 
 

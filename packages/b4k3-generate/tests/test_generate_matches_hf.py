@@ -5,28 +5,13 @@ token 0; rows stop on their own; `build_cache_model(...).predict` keeps bert4ker
 import keras
 import numpy as np
 import pytest
-import torch
-from llm_checks import save_llm
+from llm_checks import hf_greedy, save_llm
 
 from b4k3_generate import build_cache_model, generate, stream
 from b4k3_models import build_transformer_model
 
 PROMPTS = [[5, 17, 0, 42, 8, 3, 11], [9, 4], [23, 0, 61, 7]]  # 0 is a real token here
 NEW_TOKENS = 6
-
-
-def hf_greedy(model, prompt, max_new_tokens, end_token=None):
-    """HF's greedy continuation of one prompt (no padding needed), new tokens only."""
-    with torch.no_grad():
-        output = model.generate(
-            torch.tensor([prompt]),
-            attention_mask=torch.ones(1, len(prompt), dtype=torch.long),
-            do_sample=False,
-            max_new_tokens=max_new_tokens,
-            eos_token_id=end_token,
-            pad_token_id=end_token if end_token is not None else 0,
-        )
-    return output[0, len(prompt) :].tolist()
 
 
 @pytest.fixture(scope="module", params=["llama_gqa", "qwen2", "gemma", "gemma2"])

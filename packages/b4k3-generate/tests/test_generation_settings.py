@@ -9,8 +9,7 @@ compiled loop."""
 import keras
 import numpy as np
 import pytest
-import torch
-from llm_checks import save_llm
+from llm_checks import hf_greedy, save_llm
 
 from b4k3_generate import build_cache_model, generate
 from b4k3_generate.loop import DecodeLoop
@@ -29,22 +28,6 @@ def llama(tmp_path_factory):
     directory, reference = save_llm("llama_gqa", tmp_path_factory.mktemp("llama_gqa"))
     transformer = build_transformer_model(checkpoint_path=directory, with_lm="linear", return_keras_model=False)
     return transformer, reference
-
-
-def hf_greedy(model, prompt, max_new_tokens, **options):
-    """HF's greedy continuation of one prompt (no padding): `max_new_tokens` new tokens; `options`
-    go to `model.generate` (`repetition_penalty`, `bad_words_ids`, ...)."""
-    with torch.no_grad():
-        output = model.generate(
-            torch.tensor([prompt]),
-            attention_mask=torch.ones(1, len(prompt), dtype=torch.long),
-            do_sample=False,
-            max_new_tokens=max_new_tokens,
-            eos_token_id=None,  # never stop early: b4k3 gets no end token either
-            pad_token_id=0,
-            **options,
-        )
-    return output[0, len(prompt) :].tolist()
 
 
 @pytest.mark.parametrize(("search_mode", "k"), SAMPLERS)

@@ -296,7 +296,7 @@ def test_logit_soft_cap_caps_the_returned_logits_and_saves(tmp_path):
     expected_out, expected_scores = reference(layer, X, Y, Y)
     assert_close(out, expected_out)
     assert_close(scores, expected_scores)
-    assert np.abs(scores).max() < 0.8
+    assert np.abs(scores).max() <= 0.8  # float32 tanh of a large logit rounds to exactly 1
     assert layer.get_config()["logit_soft_cap"] == 0.8
     assert layer.get_config()["attention_scale"] == 0.5
 

@@ -1,6 +1,6 @@
 """Helpers of the decoder-only language model tests (Llama, Qwen2, Gemma, Gemma2): tiny Hugging
 Face configs, saving random models as checkpoints, ragged right-padded batches, Hugging Face's
-reference logits, and the Keras dtype policy set for one block."""
+reference logits and greedy tokens, and the Keras dtype policy set for one block."""
 
 import contextlib
 import pathlib
@@ -82,6 +82,23 @@ def save_llm(name, directory, seed=0, **save_options):
                 parameter.add_(torch.randn_like(parameter) * 0.2)
     model.save_pretrained(directory, **save_options)
     return pathlib.Path(directory), model
+
+
+def hf_greedy(model, prompt, max_new_tokens, end_token=None, **options):
+    """Hugging Face's greedy continuation of one prompt (no padding needed): the new tokens only.
+    Without `end_token` it never stops early; `options` go to `model.generate`
+    (`repetition_penalty`, `bad_words_ids`, ...)."""
+    with torch.no_grad():
+        output = model.generate(
+            torch.tensor([prompt]),
+            attention_mask=torch.ones(1, len(prompt), dtype=torch.long),
+            do_sample=False,
+            max_new_tokens=max_new_tokens,
+            eos_token_id=end_token,
+            pad_token_id=end_token if end_token is not None else 0,
+            **options,
+        )
+    return output[0, len(prompt) :].tolist()
 
 
 def saver(tmp_path_factory):
