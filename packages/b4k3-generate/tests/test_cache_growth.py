@@ -9,10 +9,9 @@ import weakref
 
 import numpy as np
 import pytest
-from llm_checks import hf_greedy, save_llm
+from llm_checks import decoder_and_reference, hf_greedy
 
 from b4k3_generate import api, build_cache_model, generate, loop, stream
-from b4k3_models import build_transformer_model
 from b4k3_models.llama import Gemma
 
 PROMPTS = [[5, 17, 0, 42, 8, 3, 11], [9, 4], [23, 0, 61, 7]]
@@ -21,8 +20,7 @@ NEW_TOKENS = 31  # the longest row fills 38 positions
 
 @pytest.fixture(scope="module", params=["llama_gqa", "gemma2"])  # Gemma2: a 4-token sliding window
 def decoder_model(request, tmp_path_factory):
-    directory, reference = save_llm(request.param, tmp_path_factory.mktemp(request.param))
-    transformer = build_transformer_model(checkpoint_path=directory, with_lm="linear", return_keras_model=False)
+    transformer, reference = decoder_and_reference(request.param, tmp_path_factory)
     expected = [hf_greedy(reference, prompt, NEW_TOKENS) for prompt in PROMPTS]
     return transformer, expected
 

@@ -1,14 +1,15 @@
 """Greedy generation gives Hugging Face's tokens (`generate(do_sample=False)`) for tiny random
-Llama, Qwen2 and Gemma models, on a batch of prompts of different lengths, one of them holding
-token 0; rows stop on their own; `build_cache_model(...).predict` keeps bert4keras3's contract."""
+Llama, Qwen2, Gemma and Gemma2 models, on a batch of prompts of different lengths, two of them
+holding token 0; rows stop on their own; `build_cache_model(...).predict` keeps bert4keras3's
+contract; `jit_compile=True` and False decode the same tokens (and seeded draws, where the
+backend's random kernels allow)."""
 
 import keras
 import numpy as np
 import pytest
-from llm_checks import hf_greedy, save_llm
+from llm_checks import decoder_and_reference, hf_greedy
 
 from b4k3_generate import build_cache_model, generate, stream
-from b4k3_models import build_transformer_model
 
 PROMPTS = [[5, 17, 0, 42, 8, 3, 11], [9, 4], [23, 0, 61, 7]]  # 0 is a real token here
 NEW_TOKENS = 6
@@ -16,9 +17,7 @@ NEW_TOKENS = 6
 
 @pytest.fixture(scope="module", params=["llama_gqa", "qwen2", "gemma", "gemma2"])
 def family(request, tmp_path_factory):
-    directory, reference = save_llm(request.param, tmp_path_factory.mktemp(request.param))
-    transformer = build_transformer_model(checkpoint_path=directory, with_lm="linear", return_keras_model=False)
-    return transformer, reference
+    return decoder_and_reference(request.param, tmp_path_factory)
 
 
 def test_greedy_tokens_equal_hf_for_ragged_prompts(family):
@@ -67,9 +66,7 @@ def test_two_generators_of_one_transformer_are_independent(family):
 
 @pytest.fixture(scope="module")
 def llama(tmp_path_factory):
-    directory, reference = save_llm("llama_gqa", tmp_path_factory.mktemp("llama_gqa"))
-    transformer = build_transformer_model(checkpoint_path=directory, with_lm="linear", return_keras_model=False)
-    return transformer, reference
+    return decoder_and_reference("llama_gqa", tmp_path_factory)
 
 
 @pytest.mark.parametrize("jit_compile", [True, False])

@@ -9,11 +9,10 @@ compiled loop."""
 import keras
 import numpy as np
 import pytest
-from llm_checks import hf_greedy, save_llm
+from llm_checks import decoder_and_reference, hf_greedy
 
 from b4k3_generate import build_cache_model, generate
 from b4k3_generate.loop import DecodeLoop
-from b4k3_models import build_transformer_model
 
 PROMPTS = [[5, 17, 0, 42, 8, 5], [9, 4, 9, 31]]  # ragged; 0 is a real token here
 NEW_TOKENS = 8
@@ -25,9 +24,7 @@ SAMPLERS = [("topk", 5), ("topp", 0.9), ("topp", [0.9, 5])]
 @pytest.fixture(scope="module")
 def llama(tmp_path_factory):
     """(b4k3 transformer, Hugging Face reference) of one tiny random Llama."""
-    directory, reference = save_llm("llama_gqa", tmp_path_factory.mktemp("llama_gqa"))
-    transformer = build_transformer_model(checkpoint_path=directory, with_lm="linear", return_keras_model=False)
-    return transformer, reference
+    return decoder_and_reference("llama_gqa", tmp_path_factory)
 
 
 @pytest.mark.parametrize(("search_mode", "k"), SAMPLERS)

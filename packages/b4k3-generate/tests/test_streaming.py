@@ -3,18 +3,16 @@ progress bar and gives the same output as the compiled loop, on every backend.""
 
 import numpy as np
 import pytest
-from llm_checks import save_llm
+from llm_checks import decoder_and_reference
 
 from b4k3_generate import build_cache_model, generate, stream
-from b4k3_models import build_transformer_model
 
 PROMPTS = [[5, 17, 0, 42, 8, 3, 11], [9, 4], [23, 0, 61, 7]]
 
 
 @pytest.fixture(scope="module")
 def transformer(tmp_path_factory):
-    directory, _ = save_llm("llama_gqa", tmp_path_factory.mktemp("llama"))
-    return build_transformer_model(checkpoint_path=directory, with_lm="linear", return_keras_model=False)
+    return decoder_and_reference("llama_gqa", tmp_path_factory)[0]
 
 
 def test_stream_yields_what_generate_returns_as_it_is_produced(transformer):

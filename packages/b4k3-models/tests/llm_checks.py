@@ -10,6 +10,8 @@ import numpy as np
 import torch
 import transformers
 
+from b4k3_models import build_transformer_model
+
 # Weights drawn with a standard deviation ten times Hugging Face's default, so that attention
 # logits and final logits are large enough for Gemma2's soft caps to bite.
 INITIALIZER_RANGE = 0.2
@@ -82,6 +84,13 @@ def save_llm(name, directory, seed=0, **save_options):
                 parameter.add_(torch.randn_like(parameter) * 0.2)
     model.save_pretrained(directory, **save_options)
     return pathlib.Path(directory), model
+
+
+def decoder_and_reference(name, tmp_path_factory):
+    """(b4k3 decoder with a linear LM head, Hugging Face model) of the tiny family `name`, saved
+    to a fresh temporary directory and loaded from it."""
+    directory, reference = save_llm(name, tmp_path_factory.mktemp(name))
+    return build_transformer_model(checkpoint_path=directory, with_lm="linear", return_keras_model=False), reference
 
 
 def hf_greedy(model, prompt, max_new_tokens, end_token=None, **options):
