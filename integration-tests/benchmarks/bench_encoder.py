@@ -28,15 +28,13 @@ after is printed.
 """
 
 import argparse
-import importlib.metadata
-import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 
 import numpy as np
+from bench_workers import installed, load_average, pin_threads, report, run_in_subprocess
 
 BERT_BASE = {
     "vocab_size": 30522,
@@ -48,7 +46,6 @@ BERT_BASE = {
     "type_vocab_size": 2,
 }
 TOLERANCE = 1e-4
-RESULT_PREFIX = "RESULT "
 WORKERS = [
     ("hf", "sdpa"),
     ("hf", "eager"),
@@ -98,23 +95,6 @@ def save_model(directory, ids, seed=0):
             output = each(input_ids=inputs, attention_mask=inputs != 0).last_hidden_state
             np.save(os.path.join(directory, f"{name}.npy"), output.numpy())
     np.save(os.path.join(directory, "ids.npy"), ids)
-
-
-def pin_threads(threads, framework):
-    """Pins this process to its first `threads` cores (XLA sizes its thread pool from them) and gives
-    torch or TensorFlow the same count; returns the count the framework reports."""
-    os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:threads])
-    if framework == "torch":
-        import torch
-
-        torch.set_num_threads(threads)
-        return torch.get_num_threads()
-    if framework == "tensorflow":
-        import tensorflow as tf
-
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        return tf.config.threading.get_intra_op_parallelism_threads()
-    return len(os.sched_getaffinity(0))
 
 
 def hf_encoder(directory, attention, ids):
@@ -204,7 +184,7 @@ def worker(args):
         "difference": difference,
         "reference": reference,
     }
-    print(RESULT_PREFIX + json.dumps(result), flush=True)
+    report(result)
 
 
 def run_worker(implementation, backend, args, directory):
@@ -212,16 +192,8 @@ def run_worker(implementation, backend, args, directory):
     command = [sys.executable, os.path.abspath(__file__), "--worker", implementation, "--backend", backend]
     command += ["--weights", directory, "--threads", str(args.threads)]
     command += ["--batches", str(args.batches), "--warmup", str(args.warmup)]
-    environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    if implementation != "hf":
-        environment["KERAS_BACKEND"] = backend
-    environment["FLASH_ATTN"] = "1" if implementation == "b4k3-flash" else "0"
-    done = subprocess.run(command, env=environment, capture_output=True, text=True)
-    for line in done.stdout.splitlines():
-        if line.startswith(RESULT_PREFIX):
-            return json.loads(line[len(RESULT_PREFIX) :])
-    lines = (done.stderr or done.stdout).strip().splitlines() or [f"exit status {done.returncode}"]
-    return {"error": lines[-1]}
+    flash = "1" if implementation == "b4k3-flash" else "0"
+    return run_in_subprocess(command, None if implementation == "hf" else backend, FLASH_ATTN=flash)
 
 
 def print_table(results, args):
@@ -291,19 +263,6 @@ def main():
     print(f"load average (1, 5, 15 min) before: {load_before}, after: {load_average()}")
     packages = ["torch", "transformers", "keras", "keras-hub", "jax", "tensorflow-cpu"]
     print(f"python {sys.version.split()[0]}, " + ", ".join(f"{name} {installed(name)}" for name in packages))
-
-
-def load_average():
-    """The machine's load averages: other work on the cores skews every timing."""
-    return ", ".join(f"{load:.2f}" for load in os.getloadavg())
-
-
-def installed(package):
-    """The installed version of a package, read without importing it."""
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return "not installed"
 
 
 if __name__ == "__main__":

@@ -34,15 +34,13 @@ paid on every step): the load average before and after is printed.
 """
 
 import argparse
-import importlib.metadata
-import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 
 import numpy as np
+from bench_workers import installed, load_average, pin_threads, report, run_in_subprocess
 
 LLAMA_55M = {
     "vocab_size": 32000,
@@ -54,7 +52,6 @@ LLAMA_55M = {
     "max_position_embeddings": 2048,
     "tie_word_embeddings": False,
 }
-RESULT_PREFIX = "RESULT "
 WORKERS = [
     ("hf", "torch"),
     ("keras-hub", "jax"),
@@ -141,23 +138,6 @@ def print_bound(weight_bytes, read_bytes):
         print(f" {bandwidth / read_bytes:4.0f} tok/s (a step's weights)")
 
 
-def pin_threads(threads, framework):
-    """Pins this process to its first `threads` cores (XLA sizes its thread pool from them) and gives
-    torch or TensorFlow the same count; returns the count the framework reports."""
-    os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:threads])
-    if framework == "torch":
-        import torch
-
-        torch.set_num_threads(threads)
-        return torch.get_num_threads()
-    if framework == "tensorflow":
-        import tensorflow as tf
-
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        return tf.config.threading.get_intra_op_parallelism_threads()
-    return len(os.sched_getaffinity(0))
-
-
 def hf_generator(directory):
     """HF `LlamaForCausalLM`, and a call `(ids, new_tokens)` returning each row's new tokens."""
     import torch
@@ -235,7 +215,7 @@ def worker(args):
                 call(ids, new_tokens)
                 batch[key + "seconds"].append(time.perf_counter() - start)
             batch.setdefault("tokens", tokens.tolist())
-    print(RESULT_PREFIX + json.dumps(result), flush=True)
+    report(result)
 
 
 def run_worker(implementation, backend, args, directory):
@@ -244,15 +224,7 @@ def run_worker(implementation, backend, args, directory):
     command += ["--weights", directory, "--threads", str(args.threads), "--calls", str(args.calls)]
     command += ["--prompt-length", str(args.prompt_length), "--new-tokens", str(args.new_tokens)]
     command += ["--batch-sizes", *map(str, args.batch_sizes)]
-    environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    if implementation != "hf":
-        environment["KERAS_BACKEND"] = backend.partition("+")[0]
-    done = subprocess.run(command, env=environment, capture_output=True, text=True)
-    for line in done.stdout.splitlines():
-        if line.startswith(RESULT_PREFIX):
-            return json.loads(line[len(RESULT_PREFIX) :])
-    lines = (done.stderr or done.stdout).strip().splitlines() or [f"exit status {done.returncode}"]
-    return {"error": lines[-1]}
+    return run_in_subprocess(command, None if implementation == "hf" else backend.partition("+")[0])
 
 
 def tokens_per_second(result, batch_size, args):
@@ -363,19 +335,6 @@ def main():
     print(f"load average (1, 5, 15 min) before: {load_before}, after: {load_average()}")
     packages = ["torch", "transformers", "keras", "keras-hub", "jax", "tensorflow-cpu"]
     print(f"python {sys.version.split()[0]}, " + ", ".join(f"{name} {installed(name)}" for name in packages))
-
-
-def load_average():
-    """The machine's load averages: other work on the cores skews every timing."""
-    return ", ".join(f"{load:.2f}" for load in os.getloadavg())
-
-
-def installed(package):
-    """The installed version of a package, read without importing it."""
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return "not installed"
 
 
 if __name__ == "__main__":

