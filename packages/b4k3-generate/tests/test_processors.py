@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from keras import ops
+from layer_checks import compiled
 from transformers.generation.logits_process import (
     LogitsProcessorList,
     RepetitionPenaltyLogitsProcessor,
@@ -143,19 +144,6 @@ def test_process_logits_applies_penalty_then_temperature_then_mask_in_float32():
     np.testing.assert_allclose(to_numpy(out), hf_half, rtol=1e-6)
     out32 = process_logits(LOGITS, IDS, ALL_REAL, penalty=1.3, temperature=0.7, mask_output=[0, 5])
     np.testing.assert_allclose(to_numpy(out32), expected, rtol=1e-6)
-
-
-def compiled(fn):
-    backend = keras.backend.backend()
-    if backend == "jax":
-        import jax
-
-        return jax.jit(fn)
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        return tf.function(fn)
-    return fn
 
 
 def test_process_logits_traces_with_tensor_positions():

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from keras import ops
+from layer_checks import compiled
 from transformers.generation.logits_process import LogitsProcessorList, TopKLogitsWarper, TopPLogitsWarper
 
 from b4k3_generate.samplers import (
@@ -49,19 +50,6 @@ def assert_keeps_like_hf(out, expected):
 def chi_square_critical(df, z=3.0902):
     """Wilson-Hilferty approximation of the chi-square quantile; z=3.0902 is the normal 0.999 quantile."""
     return df * (1 - 2 / (9 * df) + z * np.sqrt(2 / (9 * df))) ** 3
-
-
-def compiled(fn):
-    backend = keras.backend.backend()
-    if backend == "jax":
-        import jax
-
-        return jax.jit(fn)
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        return tf.function(fn)
-    return fn
 
 
 def test_greedy_is_the_int32_argmax():

@@ -16,6 +16,20 @@ def assert_close(actual, expected, rtol=1e-5, atol=1e-5):
         np.testing.assert_allclose(got, want, rtol=rtol, atol=atol)
 
 
+def compiled(function):
+    """`function` compiled the way each backend compiles a decode step: `jax.jit`, `tf.function`;
+    as is on torch (eager)."""
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return jax.jit(function)
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.function(function)
+    return function
+
+
 def run_layer_test(make_layer, inputs, tmp_path, call_kwargs=None, rtol=1e-5, atol=1e-5):
     """Builds `make_layer()`, calls it on `inputs` (NumPy arrays, or a list of them) and checks:
 

@@ -6,7 +6,7 @@ batch or one per row."""
 import keras
 import numpy as np
 import pytest
-from layer_checks import assert_close, run_layer_test, to_numpy, weights_of
+from layer_checks import assert_close, compiled, run_layer_test, to_numpy, weights_of
 
 from b4k3_layers.attention import MultiHeadAttention
 
@@ -383,19 +383,6 @@ def test_rows_decoding_at_different_positions_match_their_full_pass():
         out, cache = layer(token, attention_bias=mask, p_bias="rotary", cache=cache, cache_index=index)
         for row, position in enumerate(index):
             assert_close(to_numpy(out)[row], full[row, position : position + 1])
-
-
-def compiled(fn):
-    """`fn` compiled the way each backend compiles a decode step (torch runs it eagerly)."""
-    if keras.backend.backend() == "jax":
-        import jax
-
-        return jax.jit(fn)
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        return tf.function(fn)
-    return fn
 
 
 def test_per_row_cache_index_inside_a_compiled_loop():

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 from keras import ops
-from layer_checks import assert_close, recording, run_layer_test, to_numpy
+from layer_checks import assert_close, compiled, recording, run_layer_test, to_numpy
 
 from b4k3_layers.embeddings import (
     Embedding,
@@ -359,19 +359,6 @@ LLAMA3_SCALING = {
     # (64, kept), one between (interpolated) and the rest above original / low (256, divided).
     "original_max_position_embeddings": 256,
 }
-
-
-def compiled(fn):
-    """`fn` compiled the way each backend compiles a decode step (torch runs it eagerly)."""
-    if keras.backend.backend() == "jax":
-        import jax
-
-        return jax.jit(fn)
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        return tf.function(fn)
-    return fn
 
 
 def rotate_with_frequencies(x, frequencies, start_index=0):

@@ -12,6 +12,7 @@ soft caps. Mixed precision is compared with float32 (see MIXED_MAX_ERROR).
 import keras
 import numpy as np
 import pytest
+from layer_checks import compiled
 from llm_checks import TINY_LLAMA, dtype_policy, ragged_batch, saver, to_numpy
 from model_checks import assert_matches, predict
 
@@ -32,19 +33,6 @@ def saved(tmp_path_factory):
 
 def load(directory):
     return build_transformer_model(checkpoint_path=directory, with_lm="linear", return_keras_model=False)
-
-
-def compiled(function):
-    """`function` compiled where that is cheap (jax.jit, tf.function); as is on torch."""
-    if keras.backend.backend() == "jax":
-        import jax
-
-        return jax.jit(function)
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        return tf.function(function)
-    return function
 
 
 def decode_in_steps(step, cache, tokens, prompt_length, as_index=np.int32):
