@@ -9,15 +9,9 @@ import numpy as np
 
 from b4k3_ops import ops
 from b4k3_ops.backend import align, sinusoidal_embeddings
+from b4k3_ops.checks import check_positive_int
 
 MERGE_MODES = ("add", "mul", "zero", "concat")
-
-
-def check_positive_int(layer, **values):
-    """Raises a ValueError naming the first of `values` that is not a positive integer."""
-    for name, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
-            raise ValueError(f"{layer}: `{name}` must be a positive integer, got {value!r}")
 
 
 @keras.saving.register_keras_serializable(package="b4k3")
@@ -94,17 +88,22 @@ class AbsolutePositionEmbedding(keras.layers.Layer):
         self.custom_position_ids = custom_position_ids
         self.supports_masking = True
 
-    def split_inputs(self, inputs):
-        """`(x, position_ids)`: the given ids, or `(1, seq_len)` ids counting from 0."""
+    def split_inputs(self, inputs, position_ids=None):
+        """`(x, position_ids)`: the ids of the input pair, `position_ids`, or `(1, seq_len)` ids
+        counting from 0."""
         is_pair = isinstance(inputs, (list, tuple)) and len(inputs) == 2
         if self.custom_position_ids != is_pair:
             raise ValueError(
                 f"{type(self).__name__}: the inputs are [x, position_ids] exactly when `custom_position_ids=True`; "
                 f"got custom_position_ids={self.custom_position_ids} and inputs of type {type(inputs).__name__}"
             )
-        if not self.custom_position_ids:
-            return inputs, ops.arange(ops.shape(inputs)[1], dtype="int32")[None]
-        return inputs
+        if self.custom_position_ids:
+            if position_ids is not None:
+                raise ValueError(f"{type(self).__name__}: position ids come as the second input, not as position_ids")
+            return inputs
+        if position_ids is None:
+            position_ids = ops.arange(ops.shape(inputs)[1], dtype="int32")[None]
+        return inputs, position_ids
 
     def compute_mask(self, inputs, mask=None):
         """The padding mask of `x` passes on (not that of the position ids)."""
@@ -116,8 +115,10 @@ class AbsolutePositionEmbedding(keras.layers.Layer):
         """`(batch or 1, seq_len, output_dim)` vectors of the positions."""
         raise NotImplementedError(f"{type(self).__name__} must define position_embeddings")
 
-    def call(self, inputs):
-        x, position_ids = self.split_inputs(inputs)
+    def call(self, inputs, position_ids=None):
+        """`inputs` merged with its positions; `position_ids` `(batch or 1, seq_len)` replace the
+        count from 0 (a decoder's positions in its KV cache) when `custom_position_ids` is off."""
+        x, position_ids = self.split_inputs(inputs, position_ids)
         embeddings = ops.cast(self.position_embeddings(position_ids), self.compute_dtype)
         if self.merge_mode == "add":
             return x + embeddings
@@ -190,15 +191,16 @@ class PositionEmbedding(AbsolutePositionEmbedding):
             name="embeddings", shape=(self.input_dim, self.output_dim), initializer=self.embeddings_initializer
         )
 
-    def call(self, inputs):
-        length = None if self.custom_position_ids or isinstance(inputs, (list, tuple)) else inputs.shape[1]
+    def call(self, inputs, position_ids=None):
+        counted = not (self.custom_position_ids or isinstance(inputs, (list, tuple)) or position_ids is not None)
+        length = inputs.shape[1] if counted else None
         if not self.hierarchical and length is not None and length > self.input_dim:
             # Out-of-range rows would be clamped silently on JAX and fail obscurely elsewhere.
             raise ValueError(
                 f"PositionEmbedding '{self.name}': a sequence of {length} tokens is longer than the {self.input_dim} "
                 "positions of the table; truncate the input (maxlen) or use hierarchical positions"
             )
-        return super().call(inputs)
+        return super().call(inputs, position_ids)
 
     def position_embeddings(self, position_ids):
         position_ids = ops.cast(position_ids, "int32")

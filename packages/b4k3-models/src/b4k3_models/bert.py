@@ -3,12 +3,18 @@ heads, and its checkpoint name maps (Google's TF names, Hugging Face's BERT and 
 
 import keras
 
-from b4k3_layers import Embedding, FeedForward, MultiHeadAttention, PositionEmbedding, ScaleOffset
+from b4k3_layers import Embedding, FeedForward, PositionEmbedding, ScaleOffset
 from b4k3_models.checkpoint_names import GOOGLE_NAMES, HF_NAMES, hf_base_prefix
+from b4k3_models.decoding import CachedDecoding
 from b4k3_models.hf_configs import hf_activation, reject_unsupported
+from b4k3_models.language_models import LM_Mask, UniLM_Mask
 from b4k3_models.masks import MaskedAdd
-from b4k3_models.transformer import Transformer
-from b4k3_models.weight_maps import Weight, transposed
+from b4k3_models.transformer import ATTENTION, FEED_FORWARD, ModelInputs, Transformer, block_layer_name
+from b4k3_models.weight_maps import Weight, rows_from, transposed
+from b4k3_ops import ops
+
+# Hugging Face model types of the RoBERTa network (positions numbered from pad_token_id + 1).
+ROBERTA_MODEL_TYPES = ("roberta", "xlm-roberta")
 
 
 @keras.saving.register_keras_serializable(package="b4k3")
@@ -30,7 +36,7 @@ class FirstToken(keras.layers.Layer):
         return None
 
 
-class BERT(Transformer):
+class BERT(CachedDecoding, Transformer):
     """BERT (and RoBERTa, the same network): embeddings, post-norm blocks, optional heads.
 
     Args:
@@ -47,11 +53,30 @@ class BERT(Transformer):
         layer_norm_eps: epsilon of every layer normalization (BERT 1e-12, RoBERTa 1e-5).
         checkpoint_position_offset: the row of the checkpoint's position table that position 0
             reads (Hugging Face RoBERTa: `pad_token_id + 1`); the rows before it are not loaded.
-        **kwargs: the arguments of `Transformer`.
+        **kwargs: the arguments of `Transformer` (`pad_token_id` defaults to 0, BERT's).
 
     Outputs: the sequence output when no head is asked for; with heads, only the heads' outputs
     (one bare, several as a list in the order pool/NSP, MLM), as in bert4keras.
+
+    Built with `application='lm'` it decodes with a KV cache (`call_with_cache`), its learned
+    positions taken from the cache index.
     """
+
+    honoured_options = frozenset(
+        {
+            "embedding_size",
+            "attention_key_size",
+            "residual_attention_scores",
+            "o_bias",
+            "query_head",
+            "segment_attention",
+            "pad_token_id",
+            "layer_norm_cond",
+            "additional_input_layers",
+        }
+    )
+    embedding_steps = ("token", "segment", "position", "norm", "dropout", "mapping")
+    norm_placement = "post"
 
     def __init__(
         self,
@@ -67,6 +92,7 @@ class BERT(Transformer):
         checkpoint_position_offset=0,
         **kwargs,
     ):
+        kwargs.setdefault("pad_token_id", 0)
         super().__init__(**kwargs)
         self.max_position = max_position
         self.segment_vocab_size = segment_vocab_size
@@ -84,43 +110,49 @@ class BERT(Transformer):
     def get_inputs(self):
         """Token ids, then segment ids (if `segment_vocab_size > 0`), then position ids (if
         `custom_position_ids`), each `(batch, sequence_length)` int32."""
+        inputs = super().get_inputs()
         shape = (self.sequence_length,)
-        inputs = [keras.Input(shape=shape, dtype="int32", name=self.prefixed("Input-Token"))]
         if self.segment_vocab_size > 0:
             inputs.append(keras.Input(shape=shape, dtype="int32", name=self.prefixed("Input-Segment")))
         if self.custom_position_ids:
             inputs.append(keras.Input(shape=shape, dtype="int32", name=self.prefixed("Input-Position")))
         return inputs
 
-    def apply_embeddings(self, inputs):
-        inputs = list(inputs)
+    def model_inputs(self, inputs):
+        if isinstance(inputs, ModelInputs):
+            return inputs
+        inputs = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
         token_ids = inputs.pop(0)
         segment_ids = inputs.pop(0) if self.segment_vocab_size > 0 else None
         position_ids = inputs.pop(0) if self.custom_position_ids else None
-        self.compute_padding_mask(token_ids)
+        return ModelInputs(token_ids, segment_ids, position_ids)
 
-        x = self.apply(
-            token_ids,
+    def embed_segment(self, x, inputs):
+        """Token plus segment embeddings (the segment table is the token table when shared)."""
+        if inputs.segment_ids is None:
+            return x
+        s = self.apply(
+            inputs.segment_ids,
             Embedding,
-            input_dim=self.vocab_size,
+            input_dim=self.segment_vocab_size,
             output_dim=self.embedding_size,
             embeddings_initializer=self.initializer,
-            mask_zero=self.pad_token_id == 0,
-            name="Embedding-Token",
+            name="Embedding-Token" if self.shared_segment_embeddings else "Embedding-Segment",
         )
-        if segment_ids is not None:
-            s = self.apply(
-                segment_ids,
-                Embedding,
-                input_dim=self.segment_vocab_size,
-                output_dim=self.embedding_size,
-                embeddings_initializer=self.initializer,
-                name="Embedding-Token" if self.shared_segment_embeddings else "Embedding-Segment",
-            )
-            x = self.apply([x, s], MaskedAdd, name="Embedding-Token-Segment")
-        x = self.apply(
-            self.simplify([x, position_ids]),
+        return self.apply([x, s], MaskedAdd, name="Embedding-Token-Segment")
+
+    def embed_position(self, x, inputs):
+        """Learned absolute positions: counted from 0, the model's position input, or the
+        positions of a decoding step."""
+        arguments = {}
+        if self.custom_position_ids:
+            x = [x, inputs.position_ids]
+        elif inputs.position_ids is not None:
+            arguments["position_ids"] = inputs.position_ids
+        return self.apply(
+            x,
             PositionEmbedding,
+            arguments=arguments,
             input_dim=self.max_position,
             output_dim=self.embedding_size,
             merge_mode="add",
@@ -129,52 +161,44 @@ class BERT(Transformer):
             custom_position_ids=self.custom_position_ids,
             name="Embedding-Position",
         )
-        x = self.apply_layer_norm(x, "Embedding-Norm", epsilon=self.layer_norm_eps)
-        x = self.apply(x, keras.layers.Dropout, rate=self.dropout_rate, name="Embedding-Dropout")
-        if self.embedding_size != self.hidden_size:
-            x = self.apply(
-                x,
-                keras.layers.Dense,
-                units=self.hidden_size,
-                kernel_initializer=self.initializer,
-                name="Embedding-Mapping",
+
+    def embed_norm(self, x, inputs):
+        return self.apply_norm(x, "Embedding-Norm")
+
+    def embed_mapping(self, x, inputs):
+        """The projection of factorized embeddings (`embedding_size`) to `hidden_size`."""
+        if self.embedding_size == self.hidden_size:
+            return x
+        return self.apply(
+            x, keras.layers.Dense, units=self.hidden_size, kernel_initializer=self.initializer, name="Embedding-Mapping"
+        )
+
+    def norm_arguments(self):
+        return {"epsilon": self.layer_norm_eps}
+
+    def feed_forward_layer(self, index):
+        return {
+            "layer": FeedForward,
+            "units": self.intermediate_size,
+            "activation": self.hidden_act,
+            "kernel_initializer": self.initializer,
+        }
+
+    # Decoding: a causal (application='lm') BERT continues text with a KV cache.
+
+    def decoding_inputs(self, token_ids, positions):
+        segment_ids = ops.zeros_like(token_ids) if self.segment_vocab_size > 0 else None
+        return ModelInputs(token_ids, segment_ids, positions)
+
+    def check_can_decode(self):
+        super().check_can_decode()
+        if not isinstance(self, LM_Mask) or isinstance(self, UniLM_Mask):
+            raise TypeError(
+                f"{type(self).__name__} sees every token both ways and cannot continue text token by token: build it "
+                "with build_transformer_model(..., application='lm')"
             )
-        return x
-
-    def apply_main_layers(self, inputs, index):
-        """One post-norm block: attention, dropout, add, norm; feed-forward, dropout, add, norm."""
-        attention_name = f"Transformer-{index}-MultiHeadSelfAttention"
-        feed_forward_name = f"Transformer-{index}-FeedForward"
-        x = self.apply(
-            inputs,
-            MultiHeadAttention,
-            arguments={"key_mask": self.padding_mask, "attention_bias": self.compute_attention_bias(index)},
-            heads=self.num_attention_heads,
-            head_size=self.attention_head_size,
-            out_dim=self.hidden_size,
-            key_size=self.attention_key_size,
-            attention_dropout=self.attention_dropout_rate,
-            kernel_initializer=self.initializer,
-            o_bias=self.o_bias,
-            query_head=self.query_head,
-            name=attention_name,
-        )
-        x = self.apply_residual(inputs, x, attention_name)
-        y = self.apply(
-            x,
-            FeedForward,
-            units=self.intermediate_size,
-            activation=self.hidden_act,
-            kernel_initializer=self.initializer,
-            name=feed_forward_name,
-        )
-        return self.apply_residual(x, y, feed_forward_name)
-
-    def apply_residual(self, inputs, outputs, name):
-        """Dropout on a sublayer's output, the residual sum, then the layer norm (post-norm)."""
-        outputs = self.apply(outputs, keras.layers.Dropout, rate=self.dropout_rate, name=f"{name}-Dropout")
-        outputs = self.apply([inputs, outputs], keras.layers.Add, name=f"{name}-Add")
-        return self.apply_layer_norm(outputs, f"{name}-Norm", epsilon=self.layer_norm_eps)
+        if self.with_pool:
+            raise TypeError(f"{type(self).__name__}: a decoding model has one output, its LM head; remove with_pool")
 
     def apply_final_layers(self, inputs):
         outputs = [inputs]
@@ -207,7 +231,7 @@ class BERT(Transformer):
                 kernel_initializer=self.initializer,
                 name="MLM-Dense",
             )
-            x = self.apply_layer_norm(x, "MLM-Norm", epsilon=self.layer_norm_eps)
+            x = self.apply_norm(x, "MLM-Norm")
             x = self.apply(x, Embedding, arguments={"mode": "dense"}, name="Embedding-Token")
             x = self.apply(x, ScaleOffset, scale=False, name="MLM-Bias")
             activation = "softmax" if self.with_mlm is True else self.with_mlm
@@ -216,6 +240,36 @@ class BERT(Transformer):
         if len(outputs) == 1:
             return outputs[0]
         return outputs[1] if len(outputs) == 2 else outputs[1:]
+
+    @classmethod
+    def from_hf_config(cls, hf_config):
+        """`BERT` arguments from a Hugging Face `BertConfig` / `RobertaConfig` dict."""
+        reject_unsupported(
+            hf_config,
+            position_embedding_type=("absolute", None),
+            is_decoder=(False, None),
+            add_cross_attention=(False, None),
+        )
+        config = {
+            "vocab_size": hf_config["vocab_size"],
+            "hidden_size": hf_config["hidden_size"],
+            "num_hidden_layers": hf_config["num_hidden_layers"],
+            "num_attention_heads": hf_config["num_attention_heads"],
+            "intermediate_size": hf_config["intermediate_size"],
+            "hidden_act": hf_activation(hf_config.get("hidden_act", "gelu")),
+            "max_position": hf_config.get("max_position_embeddings", 512),
+            "segment_vocab_size": hf_config.get("type_vocab_size", 2),
+            "dropout_rate": hf_config.get("hidden_dropout_prob"),
+            "attention_dropout_rate": hf_config.get("attention_probs_dropout_prob"),
+            "layer_norm_eps": hf_config.get("layer_norm_eps", 1e-12),
+            "pad_token_id": hf_config.get("pad_token_id", 0),
+        }
+        if hf_config.get("model_type") in ROBERTA_MODEL_TYPES:
+            # RoBERTa numbers positions from pad_token_id + 1; the rows before are never used.
+            offset = config["pad_token_id"] + 1
+            config["checkpoint_position_offset"] = offset
+            config["max_position"] -= offset
+        return config
 
     def variable_mapping(self, checkpoint):
         """Google's names for TF checkpoints and dicts; Hugging Face's (BERT or RoBERTa) for
@@ -274,17 +328,14 @@ class BERT(Transformer):
             },
             "Embedding-Segment": {"embeddings": Weight(names.table(f"{embeddings}{names.sep}token_type_embeddings"))},
             "Embedding-Position": {
-                "embeddings": Weight(
-                    names.table(f"{embeddings}{names.sep}position_embeddings"), lambda table: table[offset:]
-                )
+                "embeddings": Weight(names.table(f"{embeddings}{names.sep}position_embeddings"), rows_from(offset))
             },
             "Embedding-Norm": names.norm(f"{embeddings}{names.sep}LayerNorm"),
             "Pooler-Dense": names.dense(pooler),
         }
         for index in range(self.num_hidden_layers):
             scope = names.scope(layer.format(index))
-            attention = f"Transformer-{index}-MultiHeadSelfAttention"
-            feed_forward = f"Transformer-{index}-FeedForward"
+            attention, feed_forward = block_layer_name(index, ATTENTION), block_layer_name(index, FEED_FORWARD)
             mapping[attention] = names.attention(
                 scope("attention/self/query"),
                 scope("attention/self/key"),
@@ -295,33 +346,3 @@ class BERT(Transformer):
             mapping[feed_forward] = names.feed_forward([scope("intermediate/dense")], scope("output/dense"))
             mapping[f"{feed_forward}-Norm"] = names.norm(scope("output/LayerNorm"))
         return mapping
-
-
-def bert_config_from_hf(hf_config):
-    """b4k3 `BERT` arguments from a Hugging Face `BertConfig` / `RobertaConfig` dict."""
-    reject_unsupported(
-        hf_config,
-        position_embedding_type=("absolute", None),
-        is_decoder=(False, None),
-        add_cross_attention=(False, None),
-    )
-    config = {
-        "vocab_size": hf_config["vocab_size"],
-        "hidden_size": hf_config["hidden_size"],
-        "num_hidden_layers": hf_config["num_hidden_layers"],
-        "num_attention_heads": hf_config["num_attention_heads"],
-        "intermediate_size": hf_config["intermediate_size"],
-        "hidden_act": hf_activation(hf_config.get("hidden_act", "gelu")),
-        "max_position": hf_config.get("max_position_embeddings", 512),
-        "segment_vocab_size": hf_config.get("type_vocab_size", 2),
-        "dropout_rate": hf_config.get("hidden_dropout_prob"),
-        "attention_dropout_rate": hf_config.get("attention_probs_dropout_prob"),
-        "layer_norm_eps": hf_config.get("layer_norm_eps", 1e-12),
-        "pad_token_id": hf_config.get("pad_token_id", 0),
-    }
-    if hf_config.get("model_type") in ("roberta", "xlm-roberta", "camembert"):
-        # RoBERTa numbers positions from pad_token_id + 1; the rows before are never used.
-        offset = config["pad_token_id"] + 1
-        config["checkpoint_position_offset"] = offset
-        config["max_position"] -= offset
-    return config

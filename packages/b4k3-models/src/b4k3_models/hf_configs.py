@@ -27,6 +27,15 @@ def hf_activation(name):
     return HF_ACTIVATIONS[name]
 
 
+def hf_rope(hf_config):
+    """`(max_wavelength, rope_scaling)` from a Hugging Face config: transformers 5's
+    `rope_parameters`, or the older `rope_theta` + `rope_scaling`."""
+    rope = dict(hf_config.get("rope_parameters") or hf_config.get("rope_scaling") or {})
+    theta = rope.pop("rope_theta", hf_config.get("rope_theta", 10_000.0))
+    rope_type = rope.get("rope_type", rope.get("type", "default"))
+    return theta, (None if rope_type == "default" else rope)
+
+
 def reject_unsupported(hf_config, **supported):
     """Raises a ValueError when a Hugging Face config sets a feature b4k3 does not implement,
     e.g. `position_embedding_type=("absolute", None)` (a missing key counts as None)."""

@@ -1,6 +1,6 @@
 """Decoder-only language models: Gemma, Llama (Qwen and Yi are Llamas) and Gemma2
 (`bert4keras3.models.Gemma`, `.Llama`, `.Gemma2`), their Hugging Face name maps and config
-translations, and the decoding protocol b4k3-generate drives (`build_cache`, `call_with_cache`).
+translations. They decode through `CachedDecoding` (`build_cache`, `call_with_cache`).
 
 Pre-norm blocks with rotary positions (half-split, as Hugging Face), grouped-query attention and
 gated feed-forward layers. There is no padding mask: the causal mask already keeps real tokens
@@ -22,11 +22,12 @@ from b4k3_layers import (
     RMSNormalization,
 )
 from b4k3_models.checkpoint_names import HF_NAMES, hf_base_prefix
-from b4k3_models.hf_configs import hf_activation, reject_unsupported
+from b4k3_models.decoding import CachedDecoding
+from b4k3_models.hf_configs import hf_activation, hf_rope, reject_unsupported
 from b4k3_models.language_models import LM_Mask
 from b4k3_models.masks import CausalMask, SoftCap
-from b4k3_models.transformer import Transformer
-from b4k3_models.weight_maps import Weight
+from b4k3_models.transformer import ATTENTION, FEED_FORWARD, Transformer, block_layer_name
+from b4k3_models.weight_maps import Weight, per_head_bias, per_head_kernel, per_head_output
 from b4k3_ops import ops
 
 
@@ -37,7 +38,7 @@ def agreeing(first_name, first, second_name, second):
     return first if first is not None else second
 
 
-class Gemma(LM_Mask, Transformer):
+class Gemma(LM_Mask, CachedDecoding, Transformer):
     """Gemma: pre-norm decoder, RMS norms `x * (1 + scale)`, inputs scaled by sqrt(hidden_size),
     GeGLU feed-forward, output tied to the token embeddings.
 
@@ -62,7 +63,11 @@ class Gemma(LM_Mask, Transformer):
         **kwargs: the arguments of `Transformer`.
     """
 
+    honoured_options = frozenset({"o_bias", "query_head"})
+    embedding_steps = ("token", "scale", "dropout")
+    norm_placement = "pre"
     norm_layer = RMSNormalization
+    position_bias_kind = "rotary"
     GQA_mode = "gemma"
     shares_embedding_by_default = True
     # Plain spellings of bert4keras3's arguments: given one, build_transformer_model drops the
@@ -119,7 +124,6 @@ class Gemma(LM_Mask, Transformer):
                 f"{owner}: rope_mode={rope_mode!r} is not supported; b4k3's decoders use 'keras' (half-split rotary, "
                 "as Hugging Face checkpoints)"
             )
-        kwargs.setdefault("pad_token_id", None)
         super().__init__(
             num_attention_heads=key_value_heads,
             query_head=query_heads,
@@ -139,6 +143,31 @@ class Gemma(LM_Mask, Transformer):
         self.rope_mode = rope_mode
         self.rms_norm_eps = rms_norm_eps
 
+    @classmethod
+    def from_hf_config(cls, hf_config):
+        """Arguments from a Hugging Face Gemma / Llama / Qwen2 config dict: what they share."""
+        reject_unsupported(hf_config, use_sliding_window=(False, None))
+        query_heads = hf_config["num_attention_heads"]
+        theta, rope_scaling = hf_rope(hf_config)
+        attention_bias = hf_config.get("attention_bias", False)
+        return {
+            "vocab_size": hf_config["vocab_size"],
+            "hidden_size": hf_config["hidden_size"],
+            "num_hidden_layers": hf_config["num_hidden_layers"],
+            "intermediate_size": hf_config["intermediate_size"],
+            "query_head": query_heads,
+            "num_attention_heads": hf_config.get("num_key_value_heads") or query_heads,
+            "attention_head_size": hf_config.get("head_dim") or hf_config["hidden_size"] // query_heads,
+            "hidden_act": hf_activation(hf_config.get("hidden_act") or hf_config.get("hidden_activation") or "silu"),
+            "max_wavelength": theta,
+            "rope_scaling": rope_scaling,
+            "rms_norm_eps": hf_config.get("rms_norm_eps", 1e-6),
+            "attention_dropout_rate": hf_config.get("attention_dropout"),
+            "share_emebding": hf_config.get("tie_word_embeddings", cls.shares_embedding_by_default),
+            "use_bias": attention_bias,
+            "o_bias": attention_bias,
+        }
+
     @property
     def share_embedding(self):
         return self.share_emebding
@@ -148,67 +177,20 @@ class Gemma(LM_Mask, Transformer):
         """An untied checkpoint's output matrix is expected even without an LM head (`with_lm=False`)."""
         return () if self.share_emebding else ("Decoder-Output-LM",)
 
-    def get_inputs(self):
-        return [keras.Input(shape=(self.sequence_length,), dtype="int32", name=self.prefixed("Input-Token"))]
+    def embed_scale(self, x, inputs):
+        """Token embeddings times sqrt(hidden_size) (Gemma's `input_scale`)."""
+        if not self.input_scale:
+            return x
+        return self.apply(x, keras.layers.Rescaling, scale=math.sqrt(self.hidden_size), name="Embedding-Scale")
 
-    def apply_embeddings(self, inputs):
-        token_ids = inputs[0] if isinstance(inputs, (list, tuple)) else inputs
-        x = self.apply(
-            token_ids,
-            Embedding,
-            input_dim=self.vocab_size,
-            output_dim=self.hidden_size,
-            embeddings_initializer=self.initializer,
-            name="Embedding-Token",
-        )
-        if self.input_scale:
-            x = self.apply(x, keras.layers.Rescaling, scale=math.sqrt(self.hidden_size), name="Embedding-Scale")
-        return self.apply(x, keras.layers.Dropout, rate=self.dropout_rate, name="Embedding-Dropout")
-
-    def apply_main_layers(self, inputs, index):
-        arguments = {"p_bias": "rotary", "attention_bias": self.compute_attention_bias(index)}
-        return self.apply_block(inputs, index, arguments)[0]
-
-    def apply_block(self, x, index, attention_arguments):
-        """One pre-norm block; returns `(x, cache)`, the cache when `attention_arguments` has one."""
-        attention = f"Transformer-{index}-MultiHeadSelfAttention"
-        feed_forward = f"Transformer-{index}-FeedForward"
-        y = self.apply_norm(x, f"{attention}-Norm")
-        y = self.apply(y, arguments=attention_arguments, name=attention, **self.attention_layer(index))
-        cache = None
-        if attention_arguments.get("cache") is not None:
-            y, cache = y
-        y = self.apply_post_norm(y, f"{attention}-Norm-post")
-        y = self.apply(y, keras.layers.Dropout, rate=self.dropout_rate, name=f"{attention}-Dropout")
-        x = self.apply([x, y], keras.layers.Add, name=f"{attention}-Add")
-        y = self.apply_norm(x, f"{feed_forward}-Norm")
-        y = self.apply(y, name=feed_forward, **self.feed_forward_layer())
-        y = self.apply_post_norm(y, f"{feed_forward}-Norm-post")
-        y = self.apply(y, keras.layers.Dropout, rate=self.dropout_rate, name=f"{feed_forward}-Dropout")
-        x = self.apply([x, y], keras.layers.Add, name=f"{feed_forward}-Add")
-        return x, cache
-
-    def apply_norm(self, x, name):
-        return self.apply(x, self.norm_layer, epsilon=self.rms_norm_eps, name=name)
-
-    def apply_post_norm(self, x, name):
-        """Gemma2's norms after attention and feed-forward; none here."""
-        return x
+    def norm_arguments(self):
+        return {"epsilon": self.rms_norm_eps}
 
     def attention_layer(self, index):
-        """The `MultiHeadAttention` arguments of block `index`."""
         return {
-            "layer": MultiHeadAttention,
-            "heads": self.num_attention_heads,
-            "head_size": self.attention_head_size,
-            "out_dim": self.hidden_size,
-            "key_size": self.attention_key_size,
+            **super().attention_layer(index),
             "use_bias": self.use_bias,
-            "o_bias": self.o_bias,
             "normalization": "softmax-fp32",
-            "attention_dropout": self.attention_dropout_rate,
-            "kernel_initializer": self.initializer,
-            "query_head": self.query_head,
             "use_EinsumDense": self.use_EinsumDense,
             "rope_mode": self.rope_mode,
             "max_wavelength": self.max_wavelength,
@@ -217,7 +199,7 @@ class Gemma(LM_Mask, Transformer):
             "GQA_mode": self.GQA_mode,
         }
 
-    def feed_forward_layer(self):
+    def feed_forward_layer(self, index):
         return {
             "layer": GemmaFeedForward,
             "units": self.intermediate_size,
@@ -253,57 +235,6 @@ class Gemma(LM_Mask, Transformer):
         """Gemma2's final-logit soft cap; none here."""
         return logits
 
-    # Decoding protocol (see DESIGN.md): what b4k3-generate drives.
-
-    def build_cache(self, batch_size, max_length, dtype=None):
-        """The empty KV cache: one `(batch, 2, max_length, kv_heads, head_size)` tensor per layer,
-        in the attention's compute dtype unless `dtype` says otherwise."""
-        dtype = dtype or self.layers[self.prefixed("Transformer-0-MultiHeadSelfAttention")].compute_dtype
-        shape = (batch_size, 2, max_length, self.num_attention_heads, self.attention_head_size)
-        return [ops.zeros(shape, dtype=dtype) for _ in range(self.num_hidden_layers)]
-
-    def resize_cache(self, cache, max_length):
-        """The cache with room for `max_length` positions: zero-padded (or cut) at the end, so a
-        decode loop can start with a short cache and grow it, its attention reading only the
-        positions it has room for."""
-        length = ops.shape(cache[0])[2]
-        if max_length <= length:
-            return [layer_cache[:, :, :max_length] for layer_cache in cache]
-        padding = [[0, 0], [0, 0], [0, max_length - length], [0, 0], [0, 0]]
-        return [ops.pad(layer_cache, padding) for layer_cache in cache]
-
-    def call_with_cache(self, inputs, cache, index):
-        """The LM head's output for `inputs` (`(batch, T)` token ids at positions `index ..
-        index + T - 1`) and the cache with their keys and values written in.
-
-        `index` is one position for every row (an int or a 0-d tensor: the prompt's prefill at 0,
-        or lock-step decoding) or a `(batch,)` tensor, each row at its own position (ragged
-        prompts). Each query sees the cached positions up to its own; rotary positions come from
-        `index`. Returns `(outputs, new_cache)`.
-        """
-        token_ids = ops.convert_to_tensor(inputs, "int32")
-        index = ops.convert_to_tensor(index, "int32")
-        batch_size, length = ops.shape(token_ids)[0], ops.shape(token_ids)[1]
-        starts = index if len(index.shape) == 1 else ops.broadcast_to(index, (batch_size,))
-        positions = starts[:, None] + ops.arange(length, dtype="int32")[None]
-        key_positions = ops.arange(ops.shape(cache[0])[2], dtype="int32")[None, None]
-        x = self.apply_embeddings([token_ids])
-        new_cache = []
-        for layer_index, layer_cache in enumerate(cache):
-            arguments = {
-                "p_bias": "rotary",
-                "attention_bias": self.cache_attention_mask(positions[:, :, None], key_positions, layer_index),
-                "cache": layer_cache,
-                "cache_index": index,
-            }
-            x, layer_cache = self.apply_block(x, layer_index, arguments)
-            new_cache.append(layer_cache)
-        return self.apply_final_layers(x), new_cache
-
-    def cache_attention_mask(self, query_positions, key_positions, layer_index):
-        """`(batch, T, max_length)` bool: which cached positions each new token attends to."""
-        return key_positions <= query_positions
-
     # Checkpoints
 
     def variable_mapping(self, checkpoint):
@@ -320,8 +251,7 @@ class Gemma(LM_Mask, Transformer):
         }
         for index in range(self.num_hidden_layers):
             scope = f"{base}layers.{index}"
-            attention = f"Transformer-{index}-MultiHeadSelfAttention"
-            feed_forward = f"Transformer-{index}-FeedForward"
+            attention, feed_forward = block_layer_name(index, ATTENTION), block_layer_name(index, FEED_FORWARD)
             mapping[attention] = self.hf_attention(f"{scope}.self_attn")
             mapping.update(self.hf_norms(scope, attention, feed_forward))
             mapping[feed_forward] = self.hf_feed_forward(f"{scope}.mlp")
@@ -355,26 +285,17 @@ class Gemma(LM_Mask, Transformer):
         o_bias = self.use_bias if self.o_bias is None else self.o_bias
         if not self.use_EinsumDense:
             return HF_NAMES.attention(q, k, v, o, use_bias=self.use_bias, o_bias=o_bias)
-        head_size = self.attention_head_size
-
-        def per_head_kernel(heads):  # (heads * head_size, hidden) -> (heads, hidden, head_size)
-            return lambda weight: np.ascontiguousarray(weight.reshape(heads, head_size, -1).transpose(0, 2, 1))
-
-        def per_head_bias(heads):
-            return lambda bias: bias.reshape(heads, head_size)
-
+        head_size, query_heads, kv_heads = self.attention_head_size, self.query_head, self.num_attention_heads
         weights = {
-            "query/kernel": Weight(f"{q}.weight", per_head_kernel(self.query_head)),
-            "key/kernel": Weight(f"{k}.weight", per_head_kernel(self.num_attention_heads)),
-            "value/kernel": Weight(f"{v}.weight", per_head_kernel(self.num_attention_heads)),
-            "attention_output/kernel": Weight(
-                f"{o}.weight", lambda weight: np.ascontiguousarray(weight.T.reshape(self.query_head, head_size, -1))
-            ),
+            "query/kernel": Weight(f"{q}.weight", per_head_kernel(query_heads, head_size)),
+            "key/kernel": Weight(f"{k}.weight", per_head_kernel(kv_heads, head_size)),
+            "value/kernel": Weight(f"{v}.weight", per_head_kernel(kv_heads, head_size)),
+            "attention_output/kernel": Weight(f"{o}.weight", per_head_output(query_heads, head_size)),
         }
         if self.use_bias:
-            weights["query/bias"] = Weight(f"{q}.bias", per_head_bias(self.query_head))
-            weights["key/bias"] = Weight(f"{k}.bias", per_head_bias(self.num_attention_heads))
-            weights["value/bias"] = Weight(f"{v}.bias", per_head_bias(self.num_attention_heads))
+            weights["query/bias"] = Weight(f"{q}.bias", per_head_bias(query_heads, head_size))
+            weights["key/bias"] = Weight(f"{k}.bias", per_head_bias(kv_heads, head_size))
+            weights["value/bias"] = Weight(f"{v}.bias", per_head_bias(kv_heads, head_size))
         if o_bias:
             weights["attention_output/bias"] = Weight(f"{o}.bias")
         return weights
@@ -396,7 +317,16 @@ class Llama(Gemma):
     def __init__(self, input_scale=False, use_EinsumDense=False, **kwargs):
         super().__init__(input_scale=input_scale, use_EinsumDense=use_EinsumDense, **kwargs)
 
-    def feed_forward_layer(self):
+    @classmethod
+    def from_hf_config(cls, hf_config):
+        """Gemma's translation, with Llama's feed-forward biases (`mlp_bias`); Qwen2 has q/k/v
+        biases always and none on the output projection."""
+        config = {**super().from_hf_config(hf_config), "use_dense_bias": hf_config.get("mlp_bias", False)}
+        if hf_config.get("model_type") == "qwen2":
+            config.update(use_bias=True, o_bias=False)
+        return config
+
+    def feed_forward_layer(self, index):
         return {
             "layer": LLamaFeedForward,
             "units": self.intermediate_size,
@@ -456,6 +386,31 @@ class Gemma2(Gemma):
         self.query_pre_attn_scalar = query_pre_attn_scalar
         self.sliding_attention_bias = None
 
+    norm_placement = "sandwich"
+
+    @classmethod
+    def from_hf_config(cls, hf_config):
+        """Gemma's translation, then Gemma2's own settings; layer types other than
+        sliding-on-even-layers are refused."""
+        layers = hf_config["num_hidden_layers"]
+        layer_types = hf_config.get("layer_types") or [
+            "sliding_attention" if index % 2 == 0 else "full_attention" for index in range(layers)
+        ]
+        sliding = [kind == "sliding_attention" for kind in layer_types]
+        window = hf_config.get("sliding_window")
+        if any(sliding) and sliding != [index % 2 == 0 for index in range(layers)]:
+            raise ValueError(f"Gemma2 layer_types {layer_types} are not supported: b4k3 slides on the even layers")
+        return {
+            **super().from_hf_config(hf_config),
+            "logit_soft_cap": hf_config.get("attn_logit_softcapping"),
+            "final_logit_soft_cap": hf_config.get("final_logit_softcapping"),
+            "use_sliding_window_attention": any(sliding) and window is not None,
+            "sliding_window_size": window or 4096,
+            "use_post_ffw_norm": True,
+            "use_post_attention_norm": True,
+            "query_pre_attn_scalar": hf_config.get("query_pre_attn_scalar"),
+        }
+
     def is_sliding(self, index):
         return self.use_sliding_window_attention and index % 2 == 0
 
@@ -481,11 +436,8 @@ class Gemma2(Gemma):
             "logit_soft_cap": self.logit_soft_cap,
         }
 
-    def apply_post_norm(self, x, name):
-        is_attention = "MultiHeadSelfAttention" in name
-        if self.use_post_attention_norm if is_attention else self.use_post_ffw_norm:
-            return self.apply_norm(x, name)
-        return x
+    def has_output_norm(self, sublayer):
+        return self.use_post_attention_norm if sublayer == ATTENTION else self.use_post_ffw_norm
 
     def apply_logit_cap(self, logits):
         if self.final_logit_soft_cap is None:
@@ -499,65 +451,3 @@ class Gemma2(Gemma):
             f"{feed_forward}-Norm": self.hf_norm(f"{scope}.pre_feedforward_layernorm"),
             f"{feed_forward}-Norm-post": self.hf_norm(f"{scope}.post_feedforward_layernorm"),
         }
-
-
-def hf_rope(hf_config):
-    """`(max_wavelength, rope_scaling)` from a Hugging Face config: transformers 5's
-    `rope_parameters`, or the older `rope_theta` + `rope_scaling`."""
-    rope = dict(hf_config.get("rope_parameters") or hf_config.get("rope_scaling") or {})
-    theta = rope.pop("rope_theta", hf_config.get("rope_theta", 10_000.0))
-    rope_type = rope.get("rope_type", rope.get("type", "default"))
-    return theta, (None if rope_type == "default" else rope)
-
-
-def llama_config_from_hf(hf_config):
-    """b4k3 `Llama` arguments from a Hugging Face Llama / Qwen2 / Gemma / Gemma2 config dict."""
-    model_type = hf_config.get("model_type")
-    reject_unsupported(hf_config, use_sliding_window=(False, None))
-    query_heads = hf_config["num_attention_heads"]
-    theta, rope_scaling = hf_rope(hf_config)
-    config = {
-        "vocab_size": hf_config["vocab_size"],
-        "hidden_size": hf_config["hidden_size"],
-        "num_hidden_layers": hf_config["num_hidden_layers"],
-        "intermediate_size": hf_config["intermediate_size"],
-        "query_head": query_heads,
-        "num_attention_heads": hf_config.get("num_key_value_heads") or query_heads,
-        "attention_head_size": hf_config.get("head_dim") or hf_config["hidden_size"] // query_heads,
-        "hidden_act": hf_activation(hf_config.get("hidden_act") or hf_config.get("hidden_activation") or "silu"),
-        "max_wavelength": theta,
-        "rope_scaling": rope_scaling,
-        "rms_norm_eps": hf_config.get("rms_norm_eps", 1e-6),
-        "attention_dropout_rate": hf_config.get("attention_dropout"),
-        "share_emebding": hf_config.get("tie_word_embeddings", model_type in ("gemma", "gemma2")),
-    }
-    if model_type == "qwen2":  # q/k/v biases always, none on the output projection
-        config.update(use_bias=True, o_bias=False)
-    else:
-        config.update(use_bias=hf_config.get("attention_bias", False), o_bias=hf_config.get("attention_bias", False))
-    if model_type in ("llama", "qwen2"):
-        config["use_dense_bias"] = hf_config.get("mlp_bias", False)
-    if model_type == "gemma2":
-        config.update(gemma2_config_from_hf(hf_config))
-    return config
-
-
-def gemma2_config_from_hf(hf_config):
-    """Gemma2's own settings; layer types other than sliding-on-even-layers are refused."""
-    layers = hf_config["num_hidden_layers"]
-    layer_types = hf_config.get("layer_types") or [
-        "sliding_attention" if index % 2 == 0 else "full_attention" for index in range(layers)
-    ]
-    sliding = [kind == "sliding_attention" for kind in layer_types]
-    window = hf_config.get("sliding_window")
-    if any(sliding) and sliding != [index % 2 == 0 for index in range(layers)]:
-        raise ValueError(f"Gemma2 layer_types {layer_types} are not supported: b4k3 slides on the even layers")
-    return {
-        "logit_soft_cap": hf_config.get("attn_logit_softcapping"),
-        "final_logit_soft_cap": hf_config.get("final_logit_softcapping"),
-        "use_sliding_window_attention": any(sliding) and window is not None,
-        "sliding_window_size": window or 4096,
-        "use_post_ffw_norm": True,
-        "use_post_attention_norm": True,
-        "query_pre_attn_scalar": hf_config.get("query_pre_attn_scalar"),
-    }

@@ -1,8 +1,8 @@
 """The one registry of model families: `build_transformer_model(model=...)` names, and the
-Hugging Face `model_type`s b4k3 reads with the translation of their configs."""
+Hugging Face `model_type`s b4k3 reads (each family translates its config, `from_hf_config`)."""
 
-from b4k3_models.bert import BERT, bert_config_from_hf
-from b4k3_models.llama import Gemma, Gemma2, Llama, llama_config_from_hf
+from b4k3_models.bert import BERT
+from b4k3_models.llama import Gemma, Gemma2, Llama
 
 # name given to build_transformer_model (case-insensitive) -> family class
 MODELS = {
@@ -15,15 +15,15 @@ MODELS = {
     "yi": Llama,
 }
 
-# Hugging Face model_type -> (name in MODELS, config translation)
+# Hugging Face model_type -> name in MODELS
 HF_MODEL_TYPES = {
-    "bert": ("bert", bert_config_from_hf),
-    "roberta": ("roberta", bert_config_from_hf),
-    "xlm-roberta": ("roberta", bert_config_from_hf),
-    "llama": ("llama", llama_config_from_hf),
-    "qwen2": ("qwen", llama_config_from_hf),
-    "gemma": ("gemma", llama_config_from_hf),
-    "gemma2": ("gemma2", llama_config_from_hf),
+    "bert": "bert",
+    "roberta": "roberta",
+    "xlm-roberta": "roberta",
+    "llama": "llama",
+    "qwen2": "qwen",
+    "gemma": "gemma",
+    "gemma2": "gemma2",
 }
 
 
@@ -44,5 +44,5 @@ def translate_hf_config(hf_config):
         raise ValueError(
             f"Hugging Face model_type {model_type!r} is not supported; b4k3 reads {sorted(HF_MODEL_TYPES)}"
         )
-    model, translate = HF_MODEL_TYPES[model_type]
-    return model, translate(hf_config)
+    model = HF_MODEL_TYPES[model_type]
+    return model, MODELS[model].from_hf_config(hf_config)

@@ -1,31 +1,57 @@
-"""`Transformer`, the base of every model family, with bert4keras3's construction protocol.
+"""`Transformer`, the base of every model family: bert4keras3's construction protocol and the one
+block protocol every family is built from.
 
-A family subclasses it and fills in the hooks `get_inputs`, `apply_embeddings`,
-`apply_main_layers` (one block), `apply_final_layers` and `variable_mapping` (its checkpoint
-name map). `build()` runs them once on symbolic inputs and wraps the result in a `keras.Model`;
-every layer is created through `apply()`, which names it, keeps it in `self.layers` and reuses it
-when the same name comes again (how weights are shared and how user code finds layers with
-`model.get_layer("Transformer-0-MultiHeadSelfAttention")`).
+`build()` runs the hooks once on symbolic inputs and wraps the result in a `keras.Model`; every
+layer is created through `apply()`, which names it, keeps it in `self.layers` and reuses it when
+the same name comes again (how weights are shared, how ALBERT shares one block, and how user code
+finds layers with `model.get_layer("Transformer-0-MultiHeadSelfAttention")`).
+
+A family overrides hooks, never copies a method:
+- inputs: `get_inputs()` (the Keras inputs) and `model_inputs(inputs)` (them, named);
+- embeddings: `embedding_steps`, a tuple of step names run in order, each a method
+  `embed_<step>(x, inputs)`; the base has 'token' and 'dropout', BERT adds 'segment', 'position',
+  'norm' and 'mapping', Gemma 'scale';
+- blocks: `attention_layer(index)` and `feed_forward_layer(index)` (the layer and its
+  arguments), `attention_arguments(index)` (masks and position bias of the full pass), the
+  declared `norm_placement` ('post', 'pre' or 'sandwich') with `norm_layer` / `norm_arguments()`,
+  and one `apply_block` that every family shares;
+- `apply_final_layers` (heads), `variable_mapping` (the checkpoint name map), `from_hf_config`;
+- `honoured_options`: the base options the family implements; any other given a value that
+  would change the model is refused by name at construction (it would have no effect).
+
+Decoding (`build_cache`, `call_with_cache`) comes from `decoding.CachedDecoding`, which runs
+the same hooks with the positions and masks of a KV cache.
 """
 
-import numbers
+import typing
 
 import keras
 import numpy as np
 
-from b4k3_layers import LayerNormalization, MultiHeadAttention
+from b4k3_layers import Embedding, LayerNormalization, MultiHeadAttention
 from b4k3_models.checkpoints import open_checkpoint
 from b4k3_models.masks import PaddingMask, ResidualAttentionBias
 from b4k3_models.weight_maps import Weight, layer_variables, load_mapped_weights
+from b4k3_ops.checks import check_positive_int
 
 GENERATION_PARAMETERS = ("penalty", "penalty_window", "max_penalty_range", "temperature", "mask_output")
+# The two sublayers of a block, as bert4keras names them.
+ATTENTION, FEED_FORWARD = "MultiHeadSelfAttention", "FeedForward"
+NORM_PLACEMENTS = ("post", "pre", "sandwich")
 
 
-def check_positive_int(owner, **values):
-    """Raises a ValueError naming the first of `values` that is not a positive integer."""
-    for name, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
-            raise ValueError(f"{owner}: `{name}` must be a positive integer, got {value!r}")
+def block_layer_name(index, sublayer):
+    """bert4keras' name of a block's sublayer, e.g. `Transformer-0-MultiHeadSelfAttention`."""
+    return f"Transformer-{index}-{sublayer}"
+
+
+class ModelInputs(typing.NamedTuple):
+    """A model's inputs by name: what the embedding steps read. The full pass takes them from the
+    Keras inputs (`Transformer.model_inputs`), decoding from the cache index."""
+
+    token_ids: object
+    segment_ids: object = None
+    position_ids: object = None
 
 
 class Transformer:
@@ -55,11 +81,25 @@ class Transformer:
         o_bias: bias in the attention output projection; default the projections' setting.
         query_head: number of query heads; default `num_attention_heads`.
         segment_attention: UniLM masks compare segment ids instead of their running count.
-        pad_token_id: the padding id; tokens with it are masked out of attention. bert4keras
-            used 0; Hugging Face RoBERTa uses 1.
+        pad_token_id: the padding id; tokens with it are masked out of attention. None: no
+            padding mask (decoders, whose causal mask already hides what follows a prompt).
         penalty, penalty_window, max_penalty_range, temperature, mask_output: generation settings,
             kept here for `build_cache_model` (b4k3-generate).
+
+    Options a family does not implement (see `honoured_options`) are refused when given a value
+    that would change the model, instead of being ignored.
     """
+
+    # The base options (constructor and `build()` arguments) beyond the sizes that this family
+    # implements. The sizes, dropout, vocabulary edits, loading and generation settings, layers,
+    # prefix and name are every family's.
+    honoured_options = frozenset()
+    embedding_steps = ("token", "dropout")
+    norm_placement = "post"
+    norm_layer = LayerNormalization
+    # The attention's `p_bias`: None (absolute or no positions), 'rotary', 'typical_relative'
+    # (NEZHA) or 't5_relative'.
+    position_bias_kind = None
 
     def __init__(
         self,
@@ -86,7 +126,7 @@ class Transformer:
         o_bias=None,
         query_head=None,
         segment_attention=False,
-        pad_token_id=0,
+        pad_token_id=None,
         penalty=1.0,
         penalty_window=None,
         max_penalty_range=None,
@@ -110,6 +150,16 @@ class Transformer:
                 f"{owner}: hidden_size={hidden_size} is not a multiple of num_attention_heads={num_attention_heads}; "
                 "give attention_head_size explicitly"
             )
+        head_size = attention_head_size or hidden_size // num_attention_heads
+        self.refuse_unhonoured(
+            embedding_size=embedding_size not in (None, hidden_size),
+            attention_key_size=attention_key_size not in (None, head_size),
+            residual_attention_scores=bool(residual_attention_scores),
+            o_bias=o_bias is not None,
+            query_head=query_head not in (None, num_attention_heads),
+            segment_attention=bool(segment_attention),
+            pad_token_id=pad_token_id is not None,
+        )
         if keep_tokens is not None:
             vocab_size = len(keep_tokens)
         if compound_tokens is not None:
@@ -118,8 +168,8 @@ class Transformer:
         self.hidden_size = hidden_size
         self.num_hidden_layers = num_hidden_layers
         self.num_attention_heads = num_attention_heads
-        self.attention_head_size = attention_head_size or hidden_size // num_attention_heads
-        self.attention_key_size = attention_key_size or self.attention_head_size
+        self.attention_head_size = head_size
+        self.attention_key_size = attention_key_size or head_size
         self.intermediate_size = intermediate_size
         self.dropout_rate = dropout_rate or 0
         self.attention_dropout_rate = attention_dropout_rate or 0
@@ -149,7 +199,18 @@ class Transformer:
         self.position_bias = None
         self.attention_scores = None
         self.padding_mask = None
+        self.layer_norm_conds = [None, None, "linear"]
         self.built = False
+
+    def refuse_unhonoured(self, **given):
+        """Raises a TypeError naming the options given (True in `given`) that this family does not
+        implement: silently ignored, they would build a model other than the one asked for."""
+        refused = sorted(name for name, is_given in given.items() if is_given and name not in self.honoured_options)
+        if refused:
+            raise TypeError(
+                f"{type(self).__name__} does not implement {refused}: the option(s) would have no effect. Remove them "
+                f"(this family implements {sorted(self.honoured_options) or 'none of the optional ones'})"
+            )
 
     @property
     def generation_config(self):
@@ -171,6 +232,12 @@ class Transformer:
         """
         if self.built:
             return
+        self.refuse_unhonoured(
+            layer_norm_cond=layer_norm_cond is not None,
+            additional_input_layers=additional_input_layers is not None,
+        )
+        if layer_norm_cond is None and (layer_norm_cond_hidden_size or layer_norm_cond_hidden_act):
+            raise ValueError("layer_norm_cond_hidden_size and layer_norm_cond_hidden_act need layer_norm_cond")
         inputs = self.get_inputs()
         self.set_inputs(inputs, additional_input_layers)
         self.layer_norm_conds = [layer_norm_cond, layer_norm_cond_hidden_size, layer_norm_cond_hidden_act or "linear"]
@@ -222,47 +289,147 @@ class Transformer:
             outputs, self.attention_scores = outputs
         return outputs
 
+    # Inputs and embeddings
+
     def get_inputs(self):
-        raise NotImplementedError(f"{type(self).__name__} must define get_inputs")
+        """The Keras inputs: token ids `(batch, sequence_length)` int32. Families add more."""
+        return [keras.Input(shape=(self.sequence_length,), dtype="int32", name=self.prefixed("Input-Token"))]
+
+    def model_inputs(self, inputs):
+        """`ModelInputs` from the Keras inputs of `get_inputs()` (a list, or the bare token ids)."""
+        if isinstance(inputs, ModelInputs):
+            return inputs
+        return ModelInputs(inputs[0] if isinstance(inputs, (list, tuple)) else inputs)
 
     def apply_embeddings(self, inputs):
-        raise NotImplementedError(f"{type(self).__name__} must define apply_embeddings")
+        """The hidden states entering block 0: `embedding_steps` run in order on the inputs."""
+        inputs = self.model_inputs(inputs)
+        x = None
+        for step in self.embedding_steps:
+            x = getattr(self, f"embed_{step}")(x, inputs)
+        return x
+
+    def embed_token(self, x, inputs):
+        """The token embeddings (`Embedding-Token`, also the tied output matrix of LM heads)."""
+        return self.apply(
+            inputs.token_ids,
+            Embedding,
+            input_dim=self.vocab_size,
+            output_dim=self.embedding_size,
+            embeddings_initializer=self.initializer,
+            mask_zero=self.pad_token_id == 0,
+            name="Embedding-Token",
+        )
+
+    def embed_dropout(self, x, inputs):
+        return self.apply(x, keras.layers.Dropout, rate=self.dropout_rate, name="Embedding-Dropout")
+
+    # Blocks
 
     def apply_main_layers(self, inputs, index):
-        raise NotImplementedError(f"{type(self).__name__} must define apply_main_layers")
+        """Block `index` of the full pass."""
+        return self.apply_block(inputs, index, self.attention_arguments(index))[0]
 
-    def apply_final_layers(self, inputs):
-        raise NotImplementedError(f"{type(self).__name__} must define apply_final_layers")
+    def apply_block(self, x, index, attention_arguments):
+        """One block, attention then feed-forward, each a residual sublayer placed as
+        `norm_placement` says. Returns `(x, cache)`: the updated KV cache when
+        `attention_arguments` holds one (decoding), else None."""
+        x, cache = self.apply_sublayer(x, index, ATTENTION, self.attention_layer(index), attention_arguments)
+        x, _ = self.apply_sublayer(x, index, FEED_FORWARD, self.feed_forward_layer(index))
+        return x, cache
+
+    def apply_sublayer(self, x, index, sublayer, layer, arguments=None):
+        """`x` plus the sublayer's output, with the norms of `norm_placement`: 'post' `norm(x + f(x))`
+        (BERT), 'pre' `x + f(norm(x))` (Llama), 'sandwich' `x + norm(f(norm(x)))` (Gemma2).
+        Returns `(x, cache)`, the cache when `arguments` passes one to the layer."""
+        name = block_layer_name(index, sublayer)
+        y = x if self.norm_placement == "post" else self.apply_norm(x, f"{name}-Norm")
+        y = self.apply(y, arguments=arguments, name=name, **layer)
+        cache = None
+        if arguments and arguments.get("cache") is not None:
+            y, cache = y
+        if self.has_output_norm(sublayer):
+            y = self.apply_norm(y, f"{name}-Norm-post")
+        y = self.apply(y, keras.layers.Dropout, rate=self.dropout_rate, name=f"{name}-Dropout")
+        x = self.apply([x, y], keras.layers.Add, name=f"{name}-Add")
+        if self.norm_placement == "post":
+            x = self.apply_norm(x, f"{name}-Norm")
+        return x, cache
+
+    def has_output_norm(self, sublayer):
+        """Whether the sublayer's output is normalized before the residual sum ('sandwich')."""
+        return self.norm_placement == "sandwich"
+
+    def attention_layer(self, index):
+        """The attention of block `index`: `{"layer": class, **its arguments}`."""
+        return {
+            "layer": MultiHeadAttention,
+            "heads": self.num_attention_heads,
+            "head_size": self.attention_head_size,
+            "out_dim": self.hidden_size,
+            "key_size": self.attention_key_size,
+            "attention_dropout": self.attention_dropout_rate,
+            "kernel_initializer": self.initializer,
+            "o_bias": self.o_bias,
+            "query_head": self.query_head,
+        }
+
+    def feed_forward_layer(self, index):
+        """The feed-forward layer of block `index`: `{"layer": class, **its arguments}`."""
+        raise NotImplementedError(f"{type(self).__name__} must define feed_forward_layer")
+
+    def attention_arguments(self, index):
+        """The attention's call arguments in block `index` of the full pass: the padding mask,
+        the attention bias (causal, UniLM, sliding window) and the position bias."""
+        arguments = {
+            "key_mask": self.compute_padding_mask(),
+            "attention_bias": self.compute_attention_bias(index),
+            "p_bias": self.position_bias_kind,
+        }
+        if self.position_bias_kind not in (None, "rotary"):
+            arguments["position_bias"] = self.compute_position_bias(index)
+        return {name: value for name, value in arguments.items() if value is not None}
 
     def compute_attention_bias(self, inputs=None):
-        """The attention mask or bias shared by all layers (None: only padding is masked)."""
+        """The attention mask or bias of block `inputs` (None: only padding is masked)."""
         return self.attention_bias
 
     def compute_position_bias(self, inputs=None):
-        """The relative position bias shared by all layers (None for absolute positions)."""
+        """The relative position bias of block `inputs` (families with a relative `position_bias_kind`)."""
         return self.position_bias
 
-    def compute_padding_mask(self, token_ids):
-        """`(batch, len)` bool mask of the real tokens, computed once and kept in `padding_mask`."""
-        if self.padding_mask is None:
-            self.padding_mask = self.apply(token_ids, PaddingMask, pad_token_id=self.pad_token_id, name="Padding-Mask")
+    def compute_padding_mask(self):
+        """`(batch, len)` bool mask of the real tokens (None without `pad_token_id`), computed once."""
+        if self.padding_mask is None and self.pad_token_id is not None:
+            self.padding_mask = self.apply(
+                self.inputs[0], PaddingMask, pad_token_id=self.pad_token_id, name="Padding-Mask"
+            )
         return self.padding_mask
 
-    def apply_layer_norm(self, x, name, **kwargs):
-        """A `LayerNormalization`, conditional on `build(layer_norm_cond=...)` when one is given."""
+    # Norms
+
+    def norm_arguments(self):
+        """The arguments of every norm layer (e.g. its epsilon)."""
+        return {}
+
+    def apply_norm(self, x, name):
+        """A `norm_layer`, conditional on `build(layer_norm_cond=...)` when one is given."""
         cond, hidden_units, hidden_activation = self.layer_norm_conds
         if cond is None:
-            return self.apply(x, LayerNormalization, name=name, **kwargs)
+            return self.apply(x, self.norm_layer, name=name, **self.norm_arguments())
         return self.apply(
             [x, cond],
-            LayerNormalization,
+            self.norm_layer,
             conditional=True,
             hidden_units=hidden_units,
             hidden_activation=hidden_activation,
             hidden_initializer=self.initializer,
             name=name,
-            **kwargs,
+            **self.norm_arguments(),
         )
+
+    def apply_final_layers(self, inputs):
+        raise NotImplementedError(f"{type(self).__name__} must define apply_final_layers")
 
     def set_inputs(self, inputs, additional_input_layers=None):
         inputs = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
@@ -286,6 +453,14 @@ class Transformer:
         """`inputs` without its None entries; a single remaining entry is returned bare."""
         inputs = [each for each in inputs if each is not None]
         return inputs[0] if len(inputs) == 1 else inputs
+
+    # Configs and checkpoints
+
+    @classmethod
+    def from_hf_config(cls, hf_config):
+        """The family's arguments from a Hugging Face `config.json` dict. Subclasses extend their
+        parent's translation."""
+        raise NotImplementedError(f"{cls.__name__} does not read Hugging Face configs")
 
     def load_embeddings(self, embeddings):
         """Applies `keep_tokens` and `compound_tokens` to a vocabulary-sized checkpoint array."""

@@ -47,9 +47,37 @@ class Weight:
         return self.transform(*arrays)
 
 
+# Named transforms of checkpoint arrays. Those that need a size take it and return the transform.
+
+
 def transposed(array):
     """A PyTorch `Linear` weight `(out, in)` as a Keras kernel `(in, out)`."""
     return np.ascontiguousarray(np.transpose(array))
+
+
+def per_head_kernel(heads, head_size):
+    """A `Linear` weight `(heads * head_size, hidden)` as an `EinsumDense` kernel `(heads, hidden, head_size)`."""
+    return lambda weight: np.ascontiguousarray(weight.reshape(heads, head_size, -1).transpose(0, 2, 1))
+
+
+def per_head_bias(heads, head_size):
+    """A `Linear` bias `(heads * head_size,)` as an `EinsumDense` bias `(heads, head_size)`."""
+    return lambda bias: bias.reshape(heads, head_size)
+
+
+def per_head_output(heads, head_size):
+    """An output `Linear` weight `(hidden, heads * head_size)` as an `EinsumDense` kernel `(heads, head_size, hidden)`."""
+    return lambda weight: np.ascontiguousarray(weight.T.reshape(heads, head_size, -1))
+
+
+def rows_from(offset):
+    """A table without its first `offset` rows (Hugging Face RoBERTa's position 0 is row `pad_token_id + 1`)."""
+    return lambda table: table[offset:]
+
+
+def fused_part(index, parts, axis=-1):
+    """Part `index` of a weight that fuses `parts` equal projections along `axis` (a fused q/k/v)."""
+    return lambda weight: np.ascontiguousarray(np.split(weight, parts, axis=axis)[index])
 
 
 def within(sublayer, weights):
