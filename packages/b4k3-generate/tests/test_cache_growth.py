@@ -9,7 +9,7 @@ import weakref
 
 import numpy as np
 import pytest
-from llm_checks import decoder_and_reference, hf_greedy
+from family_checks import decoder_and_reference, hf_greedy
 
 from b4k3_generate import api, build_cache_model, generate, loop, stream
 from b4k3_models.llama import Gemma

@@ -7,7 +7,7 @@ backend's random kernels allow)."""
 import keras
 import numpy as np
 import pytest
-from llm_checks import decoder_and_reference, hf_greedy
+from family_checks import decoder_and_reference, hf_greedy
 
 from b4k3_generate import build_cache_model, generate, stream
 

@@ -3,7 +3,7 @@ progress bar and gives the same output as the compiled loop, on every backend.""
 
 import numpy as np
 import pytest
-from llm_checks import decoder_and_reference
+from family_checks import decoder_and_reference
 
 from b4k3_generate import build_cache_model, generate, stream
 

@@ -1,11 +1,11 @@
-"""Tiny random Hugging Face models saved as checkpoints, and inputs with padding, shared by the
-b4k3-models tests. Every model is built from a config in the test (nothing is downloaded)."""
+"""Tiny random Hugging Face models saved as checkpoints, shared by the b4k3-models tests. Every
+model is built from a config in the test (nothing is downloaded)."""
 
 import pathlib
 
 import pytest
 import transformers
-from model_checks import TINY_BERT, TINY_ROBERTA, save_hf_model
+from family_checks import TINY_BERT, TINY_ROBERTA, save_hf_model, saver
 
 
 @pytest.fixture(scope="session")
@@ -27,6 +27,12 @@ def roberta_mlm(tmp_path_factory):
     """A `RobertaForMaskedLM` (keys under `roberta.` and `lm_head.`, pad id 1) saved as safetensors."""
     directory = tmp_path_factory.mktemp("roberta_mlm")
     return save_hf_model(transformers.RobertaForMaskedLM, transformers.RobertaConfig, TINY_ROBERTA, directory, seed=2)
+
+
+@pytest.fixture(scope="session")
+def saved(tmp_path_factory):
+    """`saved(name)`: (directory, Hugging Face model) of the tiny decoder `name`, saved once."""
+    return saver(tmp_path_factory)
 
 
 @pytest.fixture(scope="session")

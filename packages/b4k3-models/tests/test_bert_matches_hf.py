@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 import transformers
-from model_checks import TINY_BERT, assert_matches, padded_batch, predict, save_hf_model
+from family_checks import TINY_BERT, assert_matches, padded_batch, predict, save_hf_model
 
 from b4k3_models import build_transformer_model
 

@@ -10,20 +10,11 @@ import keras
 import numpy as np
 import pytest
 import torch
-from model_checks import TINY_BERT, assert_matches, padded_batch, predict
+from family_checks import TINY_BERT, TINY_BERT_ARGUMENTS, assert_matches, padded_batch, predict
 
 from b4k3_models import BERT, CheckpointMismatchWarning, Transformer, build_transformer_model
 
-# The sizes of TINY_BERT as BERT's arguments, for models built without a checkpoint.
-TINY = {
-    "vocab_size": TINY_BERT["vocab_size"],
-    "hidden_size": TINY_BERT["hidden_size"],
-    "num_hidden_layers": TINY_BERT["num_hidden_layers"],
-    "num_attention_heads": TINY_BERT["num_attention_heads"],
-    "intermediate_size": TINY_BERT["intermediate_size"],
-    "max_position": TINY_BERT["max_position_embeddings"],
-    "hidden_act": "gelu",
-}
+TINY = TINY_BERT_ARGUMENTS
 BERT4KERAS_NAMES = [
     "Input-Token",
     "Input-Segment",

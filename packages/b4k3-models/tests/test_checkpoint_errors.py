@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import pytest
 import transformers
-from model_checks import TINY_BERT, padded_batch, predict, save_hf_model
+from family_checks import TINY_BERT, padded_batch, predict, save_hf_model
 from safetensors.numpy import load_file
 
 from b4k3_models import BERT, CheckpointMismatchError, CheckpointMismatchWarning, build_transformer_model

@@ -9,7 +9,7 @@ import re
 import keras
 import numpy as np
 import pytest
-from model_checks import TINY_BERT, padded_batch, predict
+from family_checks import TINY_BERT, padded_batch, predict
 
 from b4k3_models import CheckpointMismatchError, CheckpointMismatchWarning, build_transformer_model
 

@@ -8,7 +8,7 @@ the `Attention-Mask` layer. Weights: the `bert_pretraining` checkpoint."""
 import keras
 import numpy as np
 import pytest
-from model_checks import TINY_BERT, predict
+from family_checks import TINY_BERT, TINY_BERT_ARGUMENTS, predict
 
 from b4k3_models import (
     BERT,
@@ -19,15 +19,7 @@ from b4k3_models import (
     extend_with_unified_language_model,
 )
 
-TINY = {
-    "vocab_size": TINY_BERT["vocab_size"],
-    "hidden_size": TINY_BERT["hidden_size"],
-    "num_hidden_layers": TINY_BERT["num_hidden_layers"],
-    "num_attention_heads": TINY_BERT["num_attention_heads"],
-    "intermediate_size": TINY_BERT["intermediate_size"],
-    "max_position": TINY_BERT["max_position_embeddings"],
-    "hidden_act": "gelu",
-}
+TINY = TINY_BERT_ARGUMENTS
 TOKENS = np.array([[11, 12, 13, 14, 15, 16]], "int32")
 SEQ2SEQ_SEGMENTS = np.array([[0, 0, 0, 1, 1, 1]], "int32")
 CAUSAL = np.tril(np.ones((6, 6), bool))

@@ -13,19 +13,13 @@ import json
 
 import numpy as np
 import pytest
-from llm_checks import TINY_LLAMA, TINY_MODELS, hf_logits, ragged_batch, saver
-from model_checks import assert_matches, predict
+from family_checks import TINY_LLAMA, TINY_MODELS, assert_matches, hf_logits, predict, ragged_batch
 from safetensors.numpy import load_file
 
 from b4k3_models import CheckpointMismatchError, Gemma, Llama, build_transformer_model
 
 # A Llama's sizes as b4k3 arguments, for models built without a config.
 SIZES = {"vocab_size": 64, "hidden_size": 32, "num_hidden_layers": 1, "intermediate_size": 40}
-
-
-@pytest.fixture(scope="module")
-def saved(tmp_path_factory):
-    return saver(tmp_path_factory)
 
 
 @pytest.fixture

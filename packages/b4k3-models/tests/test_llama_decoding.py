@@ -12,9 +12,19 @@ soft caps. Mixed precision is compared with float32 (see MIXED_MAX_ERROR).
 import keras
 import numpy as np
 import pytest
+from family_checks import (
+    TINY_LLAMA,
+    assert_matches,
+    decode_in_steps,
+    decode_ragged,
+    dtype_policy,
+    predict,
+    ragged_batch,
+    ragged_prompts,
+    run_decoding_protocol_test,
+    to_numpy,
+)
 from layer_checks import compiled
-from llm_checks import TINY_LLAMA, dtype_policy, ragged_batch, saver, to_numpy
-from model_checks import assert_matches, predict
 
 from b4k3_models import build_transformer_model
 
@@ -25,80 +35,17 @@ MIXED_MAX_ERROR, MIXED_MEAN_ERROR = 0.25, 0.03
 VOCAB_SIZE = TINY_LLAMA["vocab_size"]
 
 
-@pytest.fixture(scope="module")
-def saved(tmp_path_factory):
-    """`saved(name)`: (directory, Hugging Face model) of the tiny family `name`, saved once."""
-    return saver(tmp_path_factory)
-
-
 def load(directory):
     return build_transformer_model(checkpoint_path=directory, with_lm="linear", return_keras_model=False)
 
 
-def decode_in_steps(step, cache, tokens, prompt_length, as_index=np.int32):
-    """Logits `(batch, len, vocab)` of `tokens`: the first `prompt_length` in one call at index
-    0, then one token per call at its position (`as_index(position)`, one for the batch)."""
-    logits, cache = step(tokens[:, :prompt_length], cache, as_index(0))
-    outputs = [to_numpy(logits)]
-    for position in range(prompt_length, tokens.shape[1]):
-        logits, cache = step(tokens[:, position : position + 1], cache, as_index(position))
-        outputs.append(to_numpy(logits))
-    return np.concatenate(outputs, axis=1)
-
-
-def scalar_tensor(position):
-    return keras.ops.convert_to_tensor(position, "int32")
-
-
-@pytest.mark.parametrize(
-    ("name", "as_index"),
-    [("llama_gqa", int), ("gemma2", int), ("llama_gqa", scalar_tensor)],
-    ids=["llama_gqa", "gemma2", "llama_gqa-tensor-index"],
-)
-def test_cached_decoding_equals_the_full_pass(saved, name, as_index):
+@pytest.mark.parametrize("name", FAMILIES)
+def test_cached_decoding_equals_the_full_pass_in_lock_step_and_for_ragged_rows(saved, name):
     transformer = load(saved(name)[0])
     tokens, _ = ragged_batch(VOCAB_SIZE, lengths=(10, 10))
-    cache = transformer.build_cache(2, 12)  # longer than needed: the unused positions stay masked
-    assert len(cache) == transformer.num_hidden_layers
+    run_decoding_protocol_test(transformer, tokens)
+    cache = transformer.build_cache(2, 12)
     assert tuple(cache[0].shape) == (2, 2, 12, transformer.num_attention_heads, transformer.attention_head_size)
-
-    actual = decode_in_steps(transformer.call_with_cache, cache, tokens, 6, as_index)
-    assert_matches(actual, predict(transformer.model, tokens))
-
-
-def decode_ragged(step, transformer, prompts, lengths, continuations, chunks):
-    """Logits of right-padded `prompts` prefilled together at index 0, then of `continuations`
-    fed in pieces of `chunks` tokens, each row from its own length (a `(batch,)` int32 index);
-    checked row by row against the full pass of that row alone."""
-    cache = transformer.build_cache(len(lengths), prompts.shape[1] + continuations.shape[1])
-    logits, cache = step(prompts, cache, np.zeros(len(lengths), dtype="int32"))
-    prefill = to_numpy(logits)
-    decoded, done = [], 0
-    for chunk in chunks:
-        logits, cache = step(continuations[:, done : done + chunk], cache, lengths + done)
-        decoded.append(to_numpy(logits))
-        done += chunk
-    decoded = np.concatenate(decoded, axis=1)
-
-    for row, length in enumerate(lengths):
-        sequence = np.concatenate([prompts[row, :length], continuations[row]])[None]
-        expected = predict(transformer.model, sequence)[0]
-        assert_matches(prefill[row, :length], expected[:length])
-        assert_matches(decoded[row], expected[length:])
-
-
-def ragged_prompts():
-    """Three prompts of lengths 6, 3 and 1 right-padded with 0, and 4 further tokens per row."""
-    lengths = np.array([6, 3, 1], dtype="int32")
-    prompts, _ = ragged_batch(VOCAB_SIZE, lengths=tuple(lengths), seed=1)
-    continuations = np.random.default_rng(2).integers(0, VOCAB_SIZE, size=(len(lengths), 4)).astype("int32")
-    return prompts, lengths, continuations
-
-
-@pytest.mark.parametrize("name", FAMILIES)
-def test_ragged_prompts_continue_each_from_its_own_length(saved, name):
-    transformer = load(saved(name)[0])
-    decode_ragged(transformer.call_with_cache, transformer, *ragged_prompts(), chunks=[1, 1, 1, 1])
 
 
 @pytest.mark.parametrize("name", FAMILIES)
@@ -117,7 +64,8 @@ def test_compiled_decoding_step_equals_the_full_pass_and_traces_once_per_shape(s
     tokens, _ = ragged_batch(VOCAB_SIZE, lengths=(10, 10), seed=3)
     actual = decode_in_steps(step, transformer.build_cache(2, 10), tokens, 6)
     assert_matches(actual, predict(transformer.model, tokens))
-    decode_ragged(step, transformer, *ragged_prompts(), chunks=[2, 1, 1])
+    full_pass = lambda sequences: predict(transformer.model, sequences)  # noqa: E731
+    decode_ragged(step, transformer, *ragged_prompts(VOCAB_SIZE), chunks=[2, 1, 1], full_pass=full_pass)
     if keras.backend.backend() != "torch":
         assert len(traces) == 5, f"traced for {traces}: expected once per (tokens, index) shape"
 

@@ -11,16 +11,9 @@ import json
 import numpy as np
 import pytest
 import torch
-from llm_checks import TINY_LLAMA, TINY_MODELS, hf_logits, ragged_batch, save_llm, saver
-from model_checks import assert_matches, predict
+from family_checks import TINY_LLAMA, TINY_MODELS, assert_matches, hf_logits, predict, ragged_batch, save_llm
 
 from b4k3_models import Gemma, Gemma2, Llama, build_transformer_model
-
-
-@pytest.fixture(scope="module")
-def saved(tmp_path_factory):
-    """`saved(name)`: (directory, Hugging Face model) of the tiny family `name`, saved once."""
-    return saver(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

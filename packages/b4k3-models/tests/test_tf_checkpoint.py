@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 import torch
-from model_checks import TINY_BERT, assert_matches, padded_batch, predict
+from family_checks import TINY_BERT, assert_matches, padded_batch, predict
 
 from b4k3_models import CheckpointMismatchError, build_transformer_model
 

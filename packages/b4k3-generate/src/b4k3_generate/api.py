@@ -56,6 +56,16 @@ def _seed(seed):
     return np.array([0, int(seed) % (2**31)], dtype="int32")
 
 
+def check_decodable(transformer):
+    """A TypeError unless `transformer` has the decoding protocol and can decode as built (its
+    optional `check_can_decode` says why not, e.g. a BERT built without application='lm')."""
+    if not hasattr(transformer, "call_with_cache"):
+        raise TypeError(f"{type(transformer).__name__} cannot decode: it has no build_cache / call_with_cache")
+    check_can_decode = getattr(transformer, "check_can_decode", None)
+    if check_can_decode is not None:
+        check_can_decode()
+
+
 def _check_token_ids(transformer, tokens):
     """Token ids must index the vocabulary: out of range, backends clamp, wrap or fail obscurely."""
     tokens = np.asarray(tokens)
@@ -75,6 +85,7 @@ class Decoder:
     """
 
     def __init__(self, transformer, settings, jit_compile="auto"):
+        check_decodable(transformer)
         loop = DecodeLoop(transformer, settings)
         on_torch = keras.backend.backend() == "torch"
         self.grows = hasattr(transformer, "resize_cache") and not (on_torch and jit_compile is True)
@@ -96,7 +107,7 @@ class Decoder:
         state = self._prefill(token_ids, prompt_lengths, end_positions, seed, prompt_width, lengths[0])
         state = self._segment(state, lengths[0])
         for length in lengths[1:]:
-            if bool(keras.ops.all(state[4])):
+            if bool(keras.ops.all(state.finished)):
                 break
             state = self._segment(self._resize(state, length), length)
         return self._finish(state)
@@ -106,8 +117,8 @@ class Decoder:
         rows were still running when they were (NumPy); returns the finished buffer."""
         running = np.ones(len(prompt_lengths), dtype=bool)
         for state in self.states(token_ids, prompt_lengths, end_positions, seed, prompt_width):
-            yield keras.ops.convert_to_numpy(state[2]), running
-            running = ~keras.ops.convert_to_numpy(state[4])
+            yield keras.ops.convert_to_numpy(state.token), running
+            running = ~keras.ops.convert_to_numpy(state.finished)
         return keras.ops.convert_to_numpy(self._finish(state))
 
     def states(self, token_ids, prompt_lengths, end_positions, seed, prompt_width):
@@ -117,10 +128,10 @@ class Decoder:
         state = self._prefill(token_ids, prompt_lengths, end_positions, seed, prompt_width, lengths[0])
         while True:
             yield state
-            running = ~keras.ops.convert_to_numpy(state[4])
+            running = ~keras.ops.convert_to_numpy(state.finished)
             if not running.any():
                 return
-            if len(lengths) > 1 and keras.ops.convert_to_numpy(state[3])[running].max() > lengths[0]:
+            if len(lengths) > 1 and keras.ops.convert_to_numpy(state.positions)[running].max() > lengths[0]:
                 lengths = lengths[1:]
                 state = self._resize(state, lengths[0])
             state = self._step(state)
@@ -147,8 +158,6 @@ class CacheModel:
     """
 
     def __init__(self, transformer, input_lengths, settings, index_bias=0, progress_print=False, jit_compile="auto"):
-        if not hasattr(transformer, "call_with_cache"):
-            raise TypeError(f"{type(transformer).__name__} cannot decode: it has no build_cache / call_with_cache")
         lengths = list(input_lengths) if isinstance(input_lengths, (list, tuple)) else [input_lengths]
         if not lengths or not all(isinstance(n, numbers.Integral) and n > 0 for n in lengths):
             raise ValueError(f"input_lengths must be positive ints, one per model input, got {input_lengths!r}")
@@ -252,7 +261,18 @@ def generate(
         jit_compile: 'auto', True or False, as in `build_cache_model`.
     """
     settings, buffer, lengths, ends, width = _batch(
-        transformer, prompts, max_new_tokens, end_token, search_mode, k, locals()
+        transformer,
+        prompts,
+        max_new_tokens,
+        end_token,
+        search_mode,
+        k,
+        jit_compile,
+        penalty=penalty,
+        temperature=temperature,
+        mask_output=mask_output,
+        penalty_window=penalty_window,
+        max_penalty_range=max_penalty_range,
     )
     output = decoder(transformer, settings, jit_compile).decode(buffer, lengths, ends, _seed(seed), width)
     output = keras.ops.convert_to_numpy(output)
@@ -280,7 +300,18 @@ def stream(
     """`generate`, yielding as the tokens are produced: at each step, one entry per row, the token
     it just produced or None once it has ended. Same arguments as `generate`."""
     settings, buffer, lengths, ends, width = _batch(
-        transformer, prompts, max_new_tokens, end_token, search_mode, k, locals()
+        transformer,
+        prompts,
+        max_new_tokens,
+        end_token,
+        search_mode,
+        k,
+        jit_compile,
+        penalty=penalty,
+        temperature=temperature,
+        mask_output=mask_output,
+        penalty_window=penalty_window,
+        max_penalty_range=max_penalty_range,
     )
     for tokens, running in decoder(transformer, settings, jit_compile).steps(buffer, lengths, ends, _seed(seed), width):
         yield [int(token) if is_running else None for token, is_running in zip(tokens, running, strict=True)]
@@ -293,19 +324,15 @@ def _round_up(value, multiple):
     return -(-value // multiple) * multiple
 
 
-PROCESSING = ("penalty", "temperature", "mask_output", "penalty_window", "max_penalty_range")
-
-
-def _batch(transformer, prompts, max_new_tokens, end_token, search_mode, k, arguments):
+def _batch(transformer, prompts, max_new_tokens, end_token, search_mode, k, jit_compile, **processing):
     """The settings and the `(buffer, lengths, end positions, prompt width)` of a list of prompts;
-    `arguments` is the caller's arguments, the processing settings among them."""
+    `processing` is the caller's processing settings (None: the transformer's)."""
     if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, numbers.Integral) or max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be a positive int, got {max_new_tokens!r}")
     prompts = [list(prompt) for prompt in prompts]
     if not prompts or any(len(prompt) == 0 for prompt in prompts):
         raise ValueError("prompts must be a non-empty list of non-empty token-id lists")
-    check_jit_compile(arguments["jit_compile"])
-    processing = {name: arguments[name] for name in PROCESSING}
+    check_jit_compile(jit_compile)
     settings = decode_settings(transformer, end_token, search_mode, k, **processing)
     lengths = np.array([len(prompt) for prompt in prompts], dtype="int32")
     for prompt in prompts:

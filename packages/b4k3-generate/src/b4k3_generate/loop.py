@@ -12,6 +12,7 @@ cache has room for, not the whole padded length, at the price of one compiled lo
 """
 
 import dataclasses
+import typing
 
 import keras
 
@@ -34,14 +35,23 @@ class DecodeSettings:
     max_penalty_range: tuple | None = None
 
 
-class DecodeLoop:
-    """The generation of one transformer with one `DecodeSettings`, as functions of tensors.
+class LoopState(typing.NamedTuple):
+    """The decode loop's state, a tuple of tensors (what the compiled loop carries)."""
 
-    The loop state is a tuple `(tokens, cache, token, positions, finished, step, lengths, limits,
-    seed)`: the `(batch, max_length)` token buffer, the KV cache, each row's last token and the
-    position its next token goes to, which rows have ended, the step count, the prompt lengths,
-    each row's end position and the `(2,)` seed.
-    """
+    tokens: object  # (batch, max_length) int32: prompts, then the generated tokens
+    cache: object  # the model's cache (`build_cache`)
+    token: object  # (batch,) each row's last token
+    positions: object  # (batch,) where each row's next token goes
+    finished: object  # (batch,) bool: the rows that have ended
+    step: object  # the number of steps taken
+    lengths: object  # (batch,) the prompt lengths
+    limits: object  # (batch,) each row's end position (excluded)
+    seed: object  # (2,) int32
+
+
+class DecodeLoop:
+    """The generation of one transformer with one `DecodeSettings`, as functions of tensors of a
+    `LoopState`."""
 
     def __init__(self, transformer, settings):
         self.transformer = transformer
@@ -64,15 +74,14 @@ class DecodeLoop:
         logits, cache = self.transformer.call_with_cache(token_ids[:, :prompt_width], cache, 0)
         last_logits = ops.take_along_axis(logits, (lengths - 1)[:, None, None], axis=1)[:, 0]
         token = self.choose(last_logits, token_ids, lengths, seed, 0)
-        state = (token_ids, cache, token, lengths, lengths >= limits, 0, lengths, limits, seed)
+        state = LoopState(token_ids, cache, token, lengths, lengths >= limits, 0, lengths, limits, seed)
         return self.write(state, token)
 
     def step(self, state):
         """Feeds each row's last token at its position and writes the next one."""
-        tokens, cache, token, positions, finished, step, lengths, limits, seed = state
-        logits, cache = self.transformer.call_with_cache(token[:, None], cache, positions - 1)
-        token = self.choose(logits[:, 0], tokens, positions, seed, step)
-        return self.write((tokens, cache, token, positions, finished, step, lengths, limits, seed), token)
+        logits, cache = self.transformer.call_with_cache(state.token[:, None], state.cache, state.positions - 1)
+        token = self.choose(logits[:, 0], state.tokens, state.positions, state.seed, state.step)
+        return self.write(state._replace(cache=cache), token)
 
     def choose(self, logits, tokens, positions, seed, step):
         """The next token of each row: processors (over the row's real tokens), then the sampler."""
@@ -93,36 +102,40 @@ class DecodeLoop:
 
     def write(self, state, token):
         """Writes each running row's `token` at its position (ended rows write the fill token)."""
-        tokens, cache, _, positions, finished, step, lengths, limits, seed = state
-        token = ops.where(finished, self.fill, token)
-        at_position = ops.arange(ops.shape(tokens)[1], dtype="int32")[None] == positions[:, None]
-        tokens = ops.where(at_position, token[:, None], tokens)
-        ended = ops.logical_or(finished, positions + 1 >= limits)
+        token = ops.where(state.finished, self.fill, token)
+        at_position = ops.arange(ops.shape(state.tokens)[1], dtype="int32")[None] == state.positions[:, None]
+        ended = ops.logical_or(state.finished, state.positions + 1 >= state.limits)
         for end_token in self.settings.end_tokens:
             ended = ops.logical_or(ended, token == end_token)
-        step = ops.convert_to_tensor(step, "int32") + 1
-        return tokens, cache, token, positions + 1, ended, step, lengths, limits, seed
+        return state._replace(
+            tokens=ops.where(at_position, token[:, None], state.tokens),
+            token=token,
+            positions=state.positions + 1,
+            finished=ended,
+            step=ops.convert_to_tensor(state.step, "int32") + 1,
+        )
 
     def segment(self, state, cache_length):
         """Steps while a row runs and every running row's next step fits a cache of
         `cache_length` positions (a Python int: the cache's length)."""
-        return ops.while_loop(lambda *s: self.fits(s, cache_length), lambda *s: self.step(s), state)
+        state = ops.while_loop(
+            lambda *s: self.fits(LoopState(*s), cache_length), lambda *s: tuple(self.step(LoopState(*s))), tuple(state)
+        )
+        return LoopState(*state)
 
     @staticmethod
     def fits(state, cache_length):
         """Whether a row still runs and no running row's next step (which writes its cache at
         `positions - 1`) falls past a cache of `cache_length` positions."""
-        positions, finished = state[3], state[4]
-        past = ops.logical_and(ops.logical_not(finished), positions > cache_length)
-        return ops.logical_and(ops.logical_not(ops.all(finished)), ops.logical_not(ops.any(past)))
+        past = ops.logical_and(ops.logical_not(state.finished), state.positions > cache_length)
+        return ops.logical_and(ops.logical_not(ops.all(state.finished)), ops.logical_not(ops.any(past)))
 
     def resize(self, state, cache_length):
         """The state with the cache grown to `cache_length` positions (a Python int)."""
-        return (*state[:1], self.transformer.resize_cache(state[1], cache_length), *state[2:])
+        return state._replace(cache=self.transformer.resize_cache(state.cache, cache_length))
 
     def finish(self, state):
-        tokens, *_, lengths, limits, _ = state
-        return _fill_after_end(tokens, lengths, limits, self.settings, self.fill)
+        return _fill_after_end(state.tokens, state.lengths, state.limits, self.settings, self.fill)
 
 
 def _fill_after_end(tokens, lengths, limits, settings, fill):

@@ -3,10 +3,10 @@ per (start, end) pair and entity type (Su Jianlin, https://kexue.fm/archives/837
 
 import keras
 
-from b4k3_ops.checks import check_positive_int
 from b4k3_layers.sublayers import dense_sublayer
 from b4k3_ops import ops
 from b4k3_ops.backend import apply_rotary_position_embeddings, sequence_masking, sinusoidal_embeddings
+from b4k3_ops.checks import check_positive_int
 
 
 @keras.saving.register_keras_serializable(package="b4k3")

@@ -18,7 +18,6 @@ from b4k3_layers import (
     GemmaFeedForward,
     LLamaFeedForward,
     LlamaLayerNorm,
-    MultiHeadAttention,
     RMSNormalization,
 )
 from b4k3_models.checkpoint_names import HF_NAMES, hf_base_prefix

@@ -66,7 +66,8 @@ def per_head_bias(heads, head_size):
 
 
 def per_head_output(heads, head_size):
-    """An output `Linear` weight `(hidden, heads * head_size)` as an `EinsumDense` kernel `(heads, head_size, hidden)`."""
+    """An output `Linear` weight `(hidden, heads * head_size)` as an `EinsumDense` kernel
+    `(heads, head_size, hidden)`."""
     return lambda weight: np.ascontiguousarray(weight.T.reshape(heads, head_size, -1))
 
 
