@@ -16,9 +16,9 @@ from b4k3_layers.embeddings import (
     PositionEmbedding,
     RelativePositionEmbedding,
     RelativePositionEmbeddingT5,
-    RotaryEmbedding,
     SinusoidalPositionEmbedding,
 )
+from b4k3_layers.rotary import RotaryEmbedding
 
 RNG = np.random.default_rng(0)
 X = RNG.normal(size=(2, 6, 8)).astype("float32")

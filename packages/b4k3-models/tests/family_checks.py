@@ -33,8 +33,13 @@ TINY_BERT = {
 }
 TINY_ROBERTA = {**TINY_BERT, "max_position_embeddings": 66, "type_vocab_size": 1, "pad_token_id": 1}
 TINY_ROBERTA.update(layer_norm_eps=1e-5, bos_token_id=0, eos_token_id=2)
-# TINY_BERT as b4k3 BERT arguments, for models built without a checkpoint.
-TINY_BERT_ARGUMENTS = BERT.from_hf_config(TINY_BERT)
+# The sizes and activation of TINY_BERT as b4k3 BERT arguments, for models built without a checkpoint.
+BERT_SIZES = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size")
+TINY_BERT_ARGUMENTS = {
+    name: value
+    for name, value in BERT.from_hf_config(TINY_BERT).items()
+    if name in (*BERT_SIZES, "max_position", "hidden_act")
+}
 
 # Decoder weights are drawn with a standard deviation ten times Hugging Face's default, so that
 # attention logits and final logits are large enough for Gemma2's soft caps to bite.

@@ -19,7 +19,7 @@ from family_checks import TINY_BERT, padded_batch, predict, save_hf_model
 from safetensors.numpy import load_file
 
 from b4k3_models import BERT, CheckpointMismatchError, CheckpointMismatchWarning, build_transformer_model
-from b4k3_ops.snippets import orthogonally_resize
+from b4k3_ops.resize import orthogonally_resize
 
 # TINY_BERT in bert4keras' (Google's) config keys.
 GOOGLE_CONFIG = {

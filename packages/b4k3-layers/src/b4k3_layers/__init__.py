@@ -6,7 +6,6 @@ from b4k3_layers.embeddings import (
     PositionEmbedding,
     RelativePositionEmbedding,
     RelativePositionEmbeddingT5,
-    RotaryEmbedding,
     SinusoidalPositionEmbedding,
 )
 from b4k3_layers.feed_forward import FeedForward, GemmaFeedForward, LLamaFeedForward
@@ -14,6 +13,7 @@ from b4k3_layers.gated_attention import GatedAttentionUnit
 from b4k3_layers.global_pointer import EfficientGlobalPointer, GlobalPointer
 from b4k3_layers.lora import enable_lora
 from b4k3_layers.norms import GroupNorm, LayerNormalization, LlamaLayerNorm, RMSNormalization, ScaleOffset
+from b4k3_layers.rotary import RotaryEmbedding
 
 __version__ = "0.1.0"
 

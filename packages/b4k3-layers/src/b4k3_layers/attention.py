@@ -11,8 +11,8 @@ import numbers
 
 import keras
 
-from b4k3_layers.embeddings import RotaryEmbedding
 from b4k3_layers.input_shapes import as_shape_list
+from b4k3_layers.rotary import RotaryEmbedding
 from b4k3_layers.sublayers import dense_sublayer
 from b4k3_ops import ops
 from b4k3_ops.attention_scores import check_normalization

@@ -6,11 +6,10 @@ would read is compared with the file, so one error lists everything that does no
 """
 
 import pathlib
-import warnings
 
 import h5py
 
-from b4k3_models.weight_maps import CheckpointMismatchError, CheckpointMismatchWarning, LoadReport
+from b4k3_models.weight_maps import LoadReport
 
 
 def expected_entries(model):
@@ -71,17 +70,9 @@ def load_keras_weights(model, path, ignore_invalid_weights=False):
                 f"{variable.path}: the model has {tuple(variable.shape)}, the file's {entry} {tuple(stored[entry])}"
             )
     report.unused = [f"{entry} {shape}" for entry, shape in stored.items() if entry not in expected]
-    if not report.ok:
-        message = report.describe(str(path), model.name)
-        if not ignore_invalid_weights:
-            raise CheckpointMismatchError(
-                message + "\nBuild the model with the config the weights were saved from, or pass "
-                "ignore_invalid_weights=True to load what fits.",
-                report.missing,
-                report.mismatched,
-                report.unused,
-            )
-        warnings.warn(message + "\nignore_invalid_weights=True: loaded the rest.", CheckpointMismatchWarning, 3)
+    report.raise_or_warn(
+        str(path), model.name, ignore_invalid_weights, "Build the model with the config the weights were saved from"
+    )
     if report.ok:
         model.load_weights(str(path))
     else:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from b4k3_ops.snippets import orthogonally_resize
+from b4k3_ops.resize import orthogonally_resize
 
 # Variables that no checkpoint holds, added on top of pretrained weights: LoRA adapters, and the
 # projections of the condition in a conditional layer norm (zero at first: the norm starts as the
@@ -111,6 +111,21 @@ class LoadReport:
     def ok(self):
         return not (self.missing or self.mismatched or self.unused)
 
+    def raise_or_warn(self, source, model_name, ignore_invalid_weights, advice):
+        """Raises `CheckpointMismatchError` describing every problem (then `advice`), or with
+        `ignore_invalid_weights` warns with the same list; nothing when the load fits."""
+        if self.ok:
+            return
+        message = self.describe(source, model_name)
+        if not ignore_invalid_weights:
+            raise CheckpointMismatchError(
+                f"{message}\n{advice}, or pass ignore_invalid_weights=True to load what fits.",
+                self.missing,
+                self.mismatched,
+                self.unused,
+            )
+        warnings.warn(message + "\nignore_invalid_weights=True: loaded the rest.", CheckpointMismatchWarning, 4)
+
     def describe(self, source, model_name):
         lines = [f"The checkpoint {source} does not fit the model {model_name}:"]
         for title, entries in (
@@ -180,17 +195,9 @@ def load_mapped_weights(
         for path, variable in variables.items():
             report.missing.append(f"{layer_name}/{path} {tuple(variable.shape)}: not in the name map")
     report.unused = [f"{key} {reader.shape(key)}" for key in reader if key not in known]
-    if not report.ok:
-        message = report.describe(reader.source, model_name)
-        if not ignore_invalid_weights:
-            raise CheckpointMismatchError(
-                message + "\nMake the config (and `model=`) match the checkpoint, or pass ignore_invalid_weights=True "
-                "to load what fits and keep the rest as initialized.",
-                report.missing,
-                report.mismatched,
-                report.unused,
-            )
-        warnings.warn(message + "\nignore_invalid_weights=True: loaded the rest.", CheckpointMismatchWarning, 3)
+    report.raise_or_warn(
+        reader.source, model_name, ignore_invalid_weights, "Make the config (and `model=`) match the checkpoint"
+    )
     return report
 
 

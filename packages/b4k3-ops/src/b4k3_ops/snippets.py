@@ -3,6 +3,7 @@
 import numpy as np
 from tqdm.auto import tqdm
 
+from b4k3_ops.resize import orthogonally_resize  # where bert4keras3 users import it from
 from b4k3_tokenize import lowercase_and_normalize, truncate_sequences
 
 __all__ = ["DataGenerator", "lowercase_and_normalize", "orthogonally_resize", "sequence_padding", "truncate_sequences"]
@@ -104,26 +105,3 @@ class DataGenerator:
 
 
 _END = object()
-
-
-def orthogonally_resize(a, new_shape, window=2):
-    """Resizes array `a` to `new_shape` the way bert4keras grows a pretrained weight.
-
-    Each axis that grows is lengthened by repeating blocks of `window` consecutive entries (so a
-    `(d, d)` kernel grown to `(2d, 2d)` keeps its structure), every axis is then cut to its new
-    length, and the result is rescaled to `a`'s Frobenius norm.
-    """
-    a = np.asarray(a)
-    if a.ndim != len(new_shape):
-        raise ValueError(f"orthogonally_resize: cannot resize shape {a.shape} to {tuple(new_shape)} (different rank)")
-    norm = np.linalg.norm(a)
-    for axis, (old, new) in enumerate(zip(a.shape, new_shape, strict=True)):
-        repeats = -(-new // old)
-        if repeats > 1:
-            if old % window:
-                raise ValueError(f"orthogonally_resize: axis {axis} (length {old}) is not a multiple of {window=}")
-            before, after = a.shape[:axis], a.shape[axis + 1 :]
-            blocks = a.reshape((*before, old // window, window, *after))
-            a = np.repeat(blocks, repeats, axis=axis).reshape((*before, old * repeats, *after))
-    a = a[tuple(slice(None, new) for new in new_shape)]
-    return a * (norm / np.linalg.norm(a))
