@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 import transformers
-from family_checks import TINY_BERT, assert_matches, padded_batch, predict, save_hf_model
+from family_checks import TINY_BERT, assert_matches, padded_batch, predict, run_family_parity_test, save_hf_model
 
 from b4k3_models import build_transformer_model
 
@@ -34,8 +34,7 @@ def test_bert_model_sequence_and_pooled_outputs(bert_model, bert_batch):
     ids, mask, segments = bert_batch
     expected = hf_outputs(reference, ids, mask, segments)
 
-    encoder = build_transformer_model(checkpoint_path=directory)
-    assert_matches(predict(encoder, [ids, segments]), expected.last_hidden_state.numpy(), mask)
+    run_family_parity_test(directory, [ids, segments], expected.last_hidden_state.numpy(), mask)
 
     pooled = build_transformer_model(checkpoint_path=directory, with_pool=True)
     assert_matches(predict(pooled, [ids, segments]), expected.pooler_output.numpy())
@@ -60,8 +59,7 @@ def test_bert_for_masked_lm_probabilities(tmp_path, bert_batch):
     ids, mask, segments = bert_batch
     expected = torch.softmax(hf_outputs(reference, ids, mask, segments).logits, dim=-1).numpy()
 
-    model = build_transformer_model(checkpoint_path=directory, with_mlm=True)
-    assert_matches(predict(model, [ids, segments]), expected, mask)
+    run_family_parity_test(directory, [ids, segments], expected, mask, with_mlm=True)
 
 
 def test_roberta_with_its_position_offset_and_pad_id(roberta_mlm):

@@ -11,7 +11,16 @@ import json
 import numpy as np
 import pytest
 import torch
-from family_checks import TINY_LLAMA, TINY_MODELS, assert_matches, hf_logits, predict, ragged_batch, save_llm
+from family_checks import (
+    TINY_LLAMA,
+    TINY_MODELS,
+    assert_matches,
+    hf_logits,
+    predict,
+    ragged_batch,
+    run_family_parity_test,
+    save_llm,
+)
 
 from b4k3_models import Gemma, Gemma2, Llama, build_transformer_model
 
@@ -25,8 +34,7 @@ def batch():
 def test_logits_match_hf_on_a_ragged_batch(saved, batch, name):
     directory, reference = saved(name)
     ids, mask = batch
-    model = build_transformer_model(checkpoint_path=directory, with_lm="linear")
-    assert_matches(predict(model, ids), hf_logits(reference, ids, mask), mask)
+    run_family_parity_test(directory, ids, hf_logits(reference, ids, mask), mask, with_lm="linear")
 
 
 # name -> (family, query heads, key/value heads, head size, tied output)
