@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from family_checks import TINY_BERT, TINY_BERT_ARGUMENTS, predict, run_decoding_protocol_test
 
-from b4k3_models import BERT, Gemma, Gemma2, Llama, build_transformer_model
+from b4k3_models import BERT, Gemma, Gemma2, Llama, build_transformer_model, open_checkpoint
+from b4k3_models.checkpoint_names import HF_CONV1D_NAMES, HF_NAMES
 from b4k3_models.transformer import ATTENTION, FEED_FORWARD, block_layer_name
 from b4k3_models.weight_maps import fused_part, per_head_bias, per_head_kernel, per_head_output, rows_from
 
@@ -158,3 +159,14 @@ def test_row_offset_and_fused_parts():
     fused = np.arange(24).reshape(2, 12)  # q | k | v along the columns
     for index in range(3):
         np.testing.assert_array_equal(fused_part(index, 3)(fused), fused[:, index * 4 : (index + 1) * 4])
+
+
+def test_conv1d_naming_reads_kernels_as_stored_and_linear_naming_transposes():
+    """GPT-2's `Conv1D` stores `(in, out)`, PyTorch's `Linear` `(out, in)`."""
+    checkpoint = {"h.0.mlp.c_fc.weight": np.arange(6.0).reshape(2, 3), "h.0.mlp.c_fc.bias": np.zeros(3)}
+    reader = open_checkpoint(checkpoint)
+    conv1d = HF_CONV1D_NAMES.dense("h.0.mlp.c_fc")
+    linear = HF_NAMES.dense("h.0.mlp.c_fc")
+    np.testing.assert_array_equal(conv1d["kernel"].value(reader), checkpoint["h.0.mlp.c_fc.weight"])
+    np.testing.assert_array_equal(linear["kernel"].value(reader), checkpoint["h.0.mlp.c_fc.weight"].T)
+    assert conv1d["bias"].key_list == ("h.0.mlp.c_fc.bias",)

@@ -123,7 +123,7 @@ def _family_arguments(family, configs, kwargs, version):
             f"it takes {sorted(accepted)} and {list(BUILD_PARAMETERS)}"
         )
     configs = dict(configs)
-    for plain, bert4keras in getattr(family, "argument_aliases", ()):
+    for plain, bert4keras in family.argument_aliases:
         for given, other in ((plain, bert4keras), (bert4keras, plain)):
             if given in kwargs:
                 configs.pop(other, None)

@@ -66,8 +66,16 @@ class HuggingFaceNames(CheckpointNames):
     to_kernel = staticmethod(transposed)
 
 
+class HuggingFaceConv1DNames(HuggingFaceNames):
+    """Hugging Face GPT-2's `Conv1D` layers, whose weights are stored `(in, out)` (transposed
+    relative to `Linear`): the Keras kernel as it is."""
+
+    to_kernel = None
+
+
 GOOGLE_NAMES = GoogleNames()
 HF_NAMES = HuggingFaceNames()
+HF_CONV1D_NAMES = HuggingFaceConv1DNames()
 
 
 def hf_base_prefix(checkpoint, candidates):

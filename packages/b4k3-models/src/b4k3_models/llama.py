@@ -69,8 +69,6 @@ class Gemma(LM_Mask, CachedDecoding, Transformer):
     position_bias_kind = "rotary"
     GQA_mode = "gemma"
     shares_embedding_by_default = True
-    # Plain spellings of bert4keras3's arguments: given one, build_transformer_model drops the
-    # other from the config it overrides.
     argument_aliases = (
         ("share_embedding", "share_emebding"),
         ("num_key_value_heads", "num_attention_heads"),

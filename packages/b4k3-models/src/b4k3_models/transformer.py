@@ -100,6 +100,9 @@ class Transformer:
     # The attention's `p_bias`: None (absolute or no positions), 'rotary', 'typical_relative'
     # (NEZHA) or 't5_relative'.
     position_bias_kind = None
+    # Pairs (plain spelling, bert4keras3's spelling) of one argument: given one, build_transformer_model
+    # drops the other from the config it overrides.
+    argument_aliases = ()
 
     def __init__(
         self,
