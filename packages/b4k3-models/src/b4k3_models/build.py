@@ -17,7 +17,8 @@ BUILD_PARAMETERS = (
     "additional_input_layers",
 )
 APPLICATIONS = {"encoder": None, "lm": extend_with_language_model, "unilm": extend_with_unified_language_model}
-# bert4keras config keys that name an argument differently: argument -> (config key, default)
+# bert4keras config keys that name an argument differently: argument -> (config key, the default
+# when neither the config nor the family gives one)
 BERT4KERAS_ALIASES = {
     "max_position": ("max_position_embeddings", 512),
     "dropout_rate": ("hidden_dropout_prob", None),
@@ -129,7 +130,10 @@ def _family_arguments(family, configs, kwargs, version):
                 configs.pop(other, None)
     for argument, (alias, default) in BERT4KERAS_ALIASES.items():
         if argument in accepted and argument not in configs:
-            configs[argument] = configs.get(alias, default)
+            if alias in configs:
+                configs[argument] = configs[alias]
+            elif accepted[argument].default is accepted[argument].empty:  # else the family's own default
+                configs[argument] = default
     arguments = {name: value for name, value in configs.items() if name in accepted}
     arguments.update(kwargs)
     if version is not None:

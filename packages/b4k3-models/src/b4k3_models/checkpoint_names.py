@@ -6,7 +6,9 @@ has them. Hugging Face: `encoder.layer.0.attention.self.query.weight`, `Linear` 
 `(out, in)`, so kernels are transposed on the way in.
 """
 
-from b4k3_models.weight_maps import Weight, transposed, within
+import numpy as np
+
+from b4k3_models.weight_maps import Weight, chained, fused_part, transposed, within
 
 
 class CheckpointNames:
@@ -45,6 +47,18 @@ class CheckpointNames:
             **within("v_dense", self.dense(value, use_bias)),
             **within("o_dense", self.dense(output, o_bias)),
         }
+
+    def fused_attention(self, qkv, output, use_bias=True):
+        """A `MultiHeadAttention` (Dense mode) from one fused q/k/v projection (GPT-2's `c_attn`)
+        and the output projection."""
+        weights = {}
+        for index, sublayer in enumerate(("q_dense", "k_dense", "v_dense")):
+            part = fused_part(index, 3)
+            weights[f"{sublayer}/kernel"] = Weight(f"{qkv}{self.sep}{self.kernel}", chained(self.to_kernel, part))
+            if use_bias:
+                weights[f"{sublayer}/bias"] = Weight(f"{qkv}{self.sep}{self.bias}", part)
+        weights.update(within("o_dense", self.dense(output, use_bias)))
+        return weights
 
     def feed_forward(self, inputs, output, use_bias=True):
         """A `FeedForward` from the scopes of its input Dense layers (in order) and output Dense."""
@@ -85,3 +99,12 @@ def hf_base_prefix(checkpoint, candidates):
         if any(key.startswith(prefix) for key in checkpoint):
             return prefix
     return ""
+
+
+def tied_output_keys(checkpoint, embeddings_key, output_key="lm_head.weight"):
+    """`[output_key]` when the checkpoint stores a tied model's output matrix as a copy of its
+    token embeddings (known, not loaded); `[]` when it has none or one that differs (an untied
+    checkpoint, whose matrix is then reported as unused)."""
+    if output_key not in checkpoint or embeddings_key not in checkpoint:
+        return []
+    return [output_key] if np.array_equal(checkpoint.read(embeddings_key), checkpoint.read(output_key)) else []

@@ -16,11 +16,11 @@ SAFETENSORS_INDEX = "model.safetensors.index.json"
 HF_CONFIG_FILE = "config.json"
 
 # Variables a checkpoint carries that are not model weights: optimizer slots and step counters of
-# Google's TF training scripts, and the position-id and rotary-frequency buffers older Hugging Face
-# checkpoints saved.
+# Google's TF training scripts, and the position-id, rotary-frequency and GPT-2 causal-mask
+# (`h.N.attn.bias`, `attn.masked_bias`) buffers older Hugging Face checkpoints saved.
 TRAINING_STATE = re.compile(
     r"(^|/)(global_step|good_steps|bad_steps|loss_scale|current_loss_scale)$|(adam_[mv]|Momentum)$"
-    r"|(^|\.)position_ids$|rotary_emb\.inv_freq$"
+    r"|(^|\.)position_ids$|rotary_emb\.inv_freq$|(^|\.)attn\.(masked_)?bias$"
 )
 
 

@@ -20,7 +20,7 @@ from b4k3_layers import (
     LlamaLayerNorm,
     RMSNormalization,
 )
-from b4k3_models.checkpoint_names import HF_NAMES, hf_base_prefix
+from b4k3_models.checkpoint_names import HF_NAMES, hf_base_prefix, tied_output_keys
 from b4k3_models.decoding import CachedDecoding
 from b4k3_models.hf_configs import hf_activation, hf_rope, reject_unsupported
 from b4k3_models.language_models import LM_Mask
@@ -257,10 +257,9 @@ class Gemma(LM_Mask, CachedDecoding, Transformer):
     def known_extra_keys(self, checkpoint):
         """A tied model's checkpoint may store the output matrix too, as a copy of the embeddings;
         one that differs is not a copy (an untied checkpoint) and is reported as unused."""
-        if not self.share_emebding or "lm_head.weight" not in checkpoint:
+        if not self.share_emebding:
             return []
-        embeddings = checkpoint.read(f"{hf_base_prefix(checkpoint, ('model.',))}embed_tokens.weight")
-        return ["lm_head.weight"] if np.array_equal(embeddings, checkpoint.read("lm_head.weight")) else []
+        return tied_output_keys(checkpoint, f"{hf_base_prefix(checkpoint, ('model.',))}embed_tokens.weight")
 
     def lm_head_kernel(self, weight):
         """`lm_head.weight` `(vocab, hidden)` as the Dense kernel, `keep_tokens` applied."""
@@ -433,8 +432,11 @@ class Gemma2(Gemma):
             "logit_soft_cap": self.logit_soft_cap,
         }
 
-    def has_output_norm(self, sublayer):
-        return self.use_post_attention_norm if sublayer == ATTENTION else self.use_post_ffw_norm
+    def sublayer_norms(self, sublayer):
+        """A norm on the input, and on the output where `use_post_attention_norm` /
+        `use_post_ffw_norm` say."""
+        use_output_norm = self.use_post_attention_norm if sublayer == ATTENTION else self.use_post_ffw_norm
+        return ("pre", "output") if use_output_norm else ("pre",)
 
     def apply_logit_cap(self, logits):
         if self.final_logit_soft_cap is None:

@@ -2,12 +2,16 @@
 Hugging Face `model_type`s b4k3 reads (each family translates its config, `from_hf_config`)."""
 
 from b4k3_models.bert import BERT
+from b4k3_models.gpt import GPT, GPT2, GPT2_ML
 from b4k3_models.llama import Gemma, Gemma2, Llama
 
 # name given to build_transformer_model (case-insensitive) -> family class
 MODELS = {
     "bert": BERT,
     "roberta": BERT,
+    "gpt": GPT,
+    "gpt2": GPT2,
+    "gpt2_ml": GPT2_ML,
     "gemma": Gemma,
     "gemma2": Gemma2,
     "llama": Llama,
@@ -20,6 +24,8 @@ HF_MODEL_TYPES = {
     "bert": "bert",
     "roberta": "roberta",
     "xlm-roberta": "roberta",
+    "openai-gpt": "gpt",
+    "gpt2": "gpt2",
     "llama": "llama",
     "qwen2": "qwen",
     "gemma": "gemma",

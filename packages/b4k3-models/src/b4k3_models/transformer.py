@@ -13,8 +13,9 @@ A family overrides hooks, never copies a method:
   'norm' and 'mapping', Gemma 'scale';
 - blocks: `attention_layer(index)` and `feed_forward_layer(index)` (the layer and its
   arguments), `attention_arguments(index)` (masks and position bias of the full pass), the
-  declared `norm_placement` ('post', 'pre' or 'sandwich') with `norm_layer` / `norm_arguments()`,
-  and one `apply_block` that every family shares;
+  declared `norm_placement` ('post', 'pre' or 'sandwich'; `sublayer_norms` and `norm_name` for
+  blocks that place them otherwise) with `norm_layer` / `norm_arguments()`, and one `apply_block`
+  that every family shares;
 - `apply_final_layers` (heads), `variable_mapping` (the checkpoint name map), `from_hf_config`;
 - `honoured_options`: the base options the family implements; any other given a value that
   would change the model is refused by name at construction (it would have no effect).
@@ -37,7 +38,9 @@ from b4k3_ops.checks import check_positive_int
 GENERATION_PARAMETERS = ("penalty", "penalty_window", "max_penalty_range", "temperature", "mask_output")
 # The two sublayers of a block, as bert4keras names them.
 ATTENTION, FEED_FORWARD = "MultiHeadSelfAttention", "FeedForward"
-NORM_PLACEMENTS = ("post", "pre", "sandwich")
+# Where each `norm_placement` puts a sublayer's norms: on its input ('pre'), on its output before
+# the residual sum ('output') and after the residual sum ('post').
+NORM_POSITIONS = {"post": ("post",), "pre": ("pre",), "sandwich": ("pre", "output")}
 
 
 def block_layer_name(index, sublayer):
@@ -342,26 +345,33 @@ class Transformer:
         return x, cache
 
     def apply_sublayer(self, x, index, sublayer, layer, arguments=None):
-        """`x` plus the sublayer's output, with the norms of `norm_placement`: 'post' `norm(x + f(x))`
-        (BERT), 'pre' `x + f(norm(x))` (Llama), 'sandwich' `x + norm(f(norm(x)))` (Gemma2).
-        Returns `(x, cache)`, the cache when `arguments` passes one to the layer."""
+        """`x` plus the sublayer's output, with the norms `sublayer_norms` names: 'post' gives
+        `norm(x + f(x))` (BERT), 'pre' `x + f(norm(x))` (Llama), 'pre' and 'output'
+        `x + norm(f(norm(x)))` (Gemma2). Returns `(x, cache)`, the cache when `arguments` passes
+        one to the layer."""
         name = block_layer_name(index, sublayer)
-        y = x if self.norm_placement == "post" else self.apply_norm(x, f"{name}-Norm")
+        norms = self.sublayer_norms(sublayer)
+        y = self.apply_norm(x, self.norm_name(name, "pre")) if "pre" in norms else x
         y = self.apply(y, arguments=arguments, name=name, **layer)
         cache = None
         if arguments and arguments.get("cache") is not None:
             y, cache = y
-        if self.has_output_norm(sublayer):
-            y = self.apply_norm(y, f"{name}-Norm-post")
+        if "output" in norms:
+            y = self.apply_norm(y, self.norm_name(name, "output"))
         y = self.apply(y, keras.layers.Dropout, rate=self.dropout_rate, name=f"{name}-Dropout")
         x = self.apply([x, y], keras.layers.Add, name=f"{name}-Add")
-        if self.norm_placement == "post":
-            x = self.apply_norm(x, f"{name}-Norm")
+        if "post" in norms:
+            x = self.apply_norm(x, self.norm_name(name, "post"))
         return x, cache
 
-    def has_output_norm(self, sublayer):
-        """Whether the sublayer's output is normalized before the residual sum ('sandwich')."""
-        return self.norm_placement == "sandwich"
+    def sublayer_norms(self, sublayer):
+        """The norms around `sublayer` (`ATTENTION` or `FEED_FORWARD`), among 'pre', 'output' and
+        'post'; by default those of the family's `norm_placement`."""
+        return NORM_POSITIONS[self.norm_placement]
+
+    def norm_name(self, sublayer_name, position):
+        """bert4keras' name of a sublayer's norm: `...-Norm`, or `...-Norm-post` on its output."""
+        return f"{sublayer_name}-Norm-post" if position == "output" else f"{sublayer_name}-Norm"
 
     def attention_layer(self, index):
         """The attention of block `index`: `{"layer": class, **its arguments}`."""

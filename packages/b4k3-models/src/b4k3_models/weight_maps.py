@@ -76,6 +76,18 @@ def rows_from(offset):
     return lambda table: table[offset:]
 
 
+def chained(*transforms):
+    """The transforms applied one after the other (None ones skipped)."""
+    transforms = [transform for transform in transforms if transform is not None]
+
+    def apply(array):
+        for transform in transforms:
+            array = transform(array)
+        return array
+
+    return apply
+
+
 def fused_part(index, parts, axis=-1):
     """Part `index` of a weight that fuses `parts` equal projections along `axis` (a fused q/k/v)."""
     return lambda weight: np.ascontiguousarray(np.split(weight, parts, axis=axis)[index])
