@@ -89,7 +89,11 @@ TINY_GEMMA2 = {
     "final_logit_softcapping": 1.5,
 }
 
-# family -> (Hugging Face causal LM class, its config class, tiny config)
+# GPT-2 and OpenAI GPT, whose weights Hugging Face also draws with `initializer_range`.
+TINY_GPT2 = {"vocab_size": 64, "n_embd": 32, "n_layer": 2, "n_head": 4, "n_positions": 64}
+TINY_GPT2["initializer_range"] = INITIALIZER_RANGE
+
+# decoder family -> (Hugging Face causal LM class, its config class, tiny config)
 TINY_MODELS = {
     "llama_gqa": (transformers.LlamaForCausalLM, transformers.LlamaConfig, TINY_LLAMA_GQA),
     "llama_tied": (transformers.LlamaForCausalLM, transformers.LlamaConfig, TINY_LLAMA_TIED),
@@ -98,6 +102,18 @@ TINY_MODELS = {
     "gemma": (transformers.GemmaForCausalLM, transformers.GemmaConfig, TINY_GEMMA),
     "gemma2": (transformers.Gemma2ForCausalLM, transformers.Gemma2Config, TINY_GEMMA2),
 }
+
+
+TINY_GPTS = {
+    "gpt2": (transformers.GPT2LMHeadModel, transformers.GPT2Config, TINY_GPT2),
+    "openai_gpt": (transformers.OpenAIGPTLMHeadModel, transformers.OpenAIGPTConfig, TINY_GPT2),
+}
+TINY_DECODERS = {**TINY_MODELS, **TINY_GPTS}
+
+
+def logits_options(name):
+    """The b4k3 option that makes the LM head of the tiny decoder `name` give logits."""
+    return {"final_activation": "linear"} if name in TINY_GPTS else {"with_lm": "linear"}
 
 
 # Saving random Hugging Face models
@@ -118,9 +134,9 @@ def save_hf_model(model_class, config_class, config, directory, seed=0, perturb=
 
 
 def save_llm(name, directory, seed=0, **save_options):
-    """Saves the random tiny decoder `TINY_MODELS[name]` (eager attention, 1-d weights moved by
+    """Saves the random tiny decoder `TINY_DECODERS[name]` (eager attention, 1-d weights moved by
     noise of 0.2) to `directory`; returns (directory, the Hugging Face model)."""
-    model_class, config_class, config = TINY_MODELS[name]
+    model_class, config_class, config = TINY_DECODERS[name]
     config = {**config, "attn_implementation": "eager"}
     return save_hf_model(model_class, config_class, config, directory, seed, perturb=0.2, **save_options)
 
@@ -142,7 +158,22 @@ def decoder_and_reference(name, tmp_path_factory):
     """(b4k3 decoder with a linear LM head, Hugging Face model) of the tiny decoder `name`, saved
     to a fresh temporary directory and loaded from it."""
     directory, reference = save_llm(name, tmp_path_factory.mktemp(name))
-    return build_transformer_model(checkpoint_path=directory, with_lm="linear", return_keras_model=False), reference
+    options = logits_options(name)
+    return build_transformer_model(checkpoint_path=directory, return_keras_model=False, **options), reference
+
+
+def write_tf_checkpoint(arrays, prefix):
+    """`{name: array}` written as a TF checkpoint at `prefix` (what Google's releases are)."""
+    import tensorflow as tf  # in every test environment: b4k3-models' [tf-checkpoint] extra
+
+    names = sorted(arrays)
+    tf.raw_ops.SaveV2(
+        prefix=str(prefix),
+        tensor_names=names,
+        shape_and_slices=[""] * len(names),
+        tensors=[tf.constant(arrays[name]) for name in names],
+    )
+    return str(prefix)
 
 
 # Batches

@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 import torch
-from family_checks import TINY_BERT, assert_matches, padded_batch, predict
+from family_checks import TINY_BERT, assert_matches, padded_batch, predict, write_tf_checkpoint
 
 from b4k3_models import CheckpointMismatchError, build_transformer_model
 
@@ -56,21 +56,12 @@ def google_arrays(hf_model):
 @pytest.fixture(scope="module")
 def google_checkpoint(bert_pretraining, tmp_path_factory):
     """`bert_model.ckpt` + `bert_config.json` as Google released them, with training state too."""
-    import tensorflow as tf  # in every test environment: b4k3-models' [tf-checkpoint] extra
-
     _, reference = bert_pretraining
     directory = tmp_path_factory.mktemp("google_bert")
     arrays = google_arrays(reference)
     arrays["global_step"] = np.array(1000, dtype="int64")
     arrays["bert/embeddings/word_embeddings/adam_m"] = np.zeros_like(arrays["bert/embeddings/word_embeddings"])
-    prefix = str(directory / "bert_model.ckpt")
-    names = sorted(arrays)
-    tf.raw_ops.SaveV2(
-        prefix=prefix,
-        tensor_names=names,
-        shape_and_slices=[""] * len(names),
-        tensors=[tf.constant(arrays[name]) for name in names],
-    )
+    write_tf_checkpoint(arrays, directory / "bert_model.ckpt")
     config = {key: TINY_BERT[key] for key in GOOGLE_CONFIG_KEYS}
     (directory / "bert_config.json").write_text(json.dumps(config))
     return directory, reference

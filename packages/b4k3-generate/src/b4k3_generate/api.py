@@ -66,6 +66,16 @@ def check_decodable(transformer):
         check_can_decode()
 
 
+def check_positions(transformer, length, what):
+    """A ValueError when `length` positions are more than a model with learned positions has."""
+    limit = getattr(transformer, "max_positions", None)
+    if limit is not None and length > limit:
+        raise ValueError(
+            f"{what} needs {length} positions; {type(transformer).__name__} has {limit} learned positions "
+            "(max_position): shorten the prompts or the generation"
+        )
+
+
 def _check_token_ids(transformer, tokens):
     """Token ids must index the vocabulary: out of range, backends clamp, wrap or fail obscurely."""
     tokens = np.asarray(tokens)
@@ -161,6 +171,7 @@ class CacheModel:
         lengths = list(input_lengths) if isinstance(input_lengths, (list, tuple)) else [input_lengths]
         if not lengths or not all(isinstance(n, numbers.Integral) and n > 0 for n in lengths):
             raise ValueError(f"input_lengths must be positive ints, one per model input, got {input_lengths!r}")
+        check_positions(transformer, int(lengths[0]), f"input_lengths={input_lengths!r}")
         self.transformer = transformer
         self.max_length = int(lengths[0])
         self.settings = settings
@@ -335,6 +346,8 @@ def _batch(transformer, prompts, max_new_tokens, end_token, search_mode, k, jit_
     check_jit_compile(jit_compile)
     settings = decode_settings(transformer, end_token, search_mode, k, **processing)
     lengths = np.array([len(prompt) for prompt in prompts], dtype="int32")
+    longest = int(lengths.max())
+    check_positions(transformer, longest + max_new_tokens, f"A prompt of {longest} tokens plus {max_new_tokens=}")
     for prompt in prompts:
         _check_token_ids(transformer, prompt)
     # Shapes rounded up, so calls with other lengths reuse a compiled loop: the buffer to a multiple

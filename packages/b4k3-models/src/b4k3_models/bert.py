@@ -186,9 +186,17 @@ class BERT(CachedDecoding, Transformer):
 
     # Decoding: a causal (application='lm') BERT continues text with a KV cache.
 
+    @property
+    def max_positions(self):
+        """The learned positions: `max_position`, or its square with hierarchical positions."""
+        return self.max_position**2 if self.hierarchical_position else self.max_position
+
     def decoding_inputs(self, token_ids, positions):
+        """Segment 0 and the positions, clipped to the table: rows that have ended keep stepping
+        in a batch (their tokens are discarded) and may pass it. A real token past
+        `max_positions` is refused where a generation starts."""
         segment_ids = ops.zeros_like(token_ids) if self.segment_vocab_size > 0 else None
-        return ModelInputs(token_ids, segment_ids, positions)
+        return ModelInputs(token_ids, segment_ids, ops.minimum(positions, self.max_positions - 1))
 
     def check_can_decode(self):
         super().check_can_decode()

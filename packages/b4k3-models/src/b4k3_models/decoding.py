@@ -21,6 +21,8 @@ protocol"); b4k3-generate reads nothing else:
 - `generation_config`: a dict of the default processing settings (`penalty`, `penalty_window`,
   `max_penalty_range`, `temperature`, `mask_output`), overridable per call.
 - `model.variables`: the Keras model's variables, passed into the compiled loop as state on JAX.
+- `max_positions`: the most positions the model can read (learned absolute positions), or None
+  (rotary and relative positions have no bound); a longer generation is refused before it starts.
 
 What the two other kinds of model add, within the same two methods:
 - An encoder-decoder (T5) takes its encoder's inputs in `build_cache(batch_size, max_length,
@@ -46,6 +48,12 @@ from b4k3_ops import ops
 class CachedDecoding:
     """Mixin of `Transformer` families: `build_cache`, `resize_cache`, `call_with_cache` and
     `check_can_decode`, from the family's block protocol hooks."""
+
+    @property
+    def max_positions(self):
+        """None: rotary and relative positions have no bound. Families with learned absolute
+        positions return the size of their table."""
+        return None
 
     def check_can_decode(self):
         """Raises a TypeError naming what keeps this model from decoding with a KV cache."""
