@@ -1,8 +1,9 @@
 """Greedy generation gives Hugging Face's tokens (`generate(do_sample=False)`) for tiny random
-Llama, Qwen2, Gemma and Gemma2 models, on a batch of prompts of different lengths, two of them
-holding token 0; rows stop on their own; `build_cache_model(...).predict` keeps bert4keras3's
-contract; `jit_compile=True` and False decode the same tokens (and seeded draws, where the
-backend's random kernels allow)."""
+Llama, Qwen2, Gemma, Gemma2, GPT-2 and OpenAI GPT models (the GPTs with learned positions), on
+a batch of prompts of different lengths, two of them holding token 0; rows stop on their own;
+`build_cache_model(...).predict` keeps bert4keras3's contract; `jit_compile=True` and False
+decode the same tokens (and seeded draws, where the backend's random kernels allow); a
+generation longer than the learned positions is refused."""
 
 import keras
 import numpy as np
@@ -15,7 +16,7 @@ PROMPTS = [[5, 17, 0, 42, 8, 3, 11], [9, 4], [23, 0, 61, 7]]  # 0 is a real toke
 NEW_TOKENS = 6
 
 
-@pytest.fixture(scope="module", params=["llama_gqa", "qwen2", "gemma", "gemma2"])
+@pytest.fixture(scope="module", params=["llama_gqa", "qwen2", "gemma", "gemma2", "gpt2", "openai_gpt"])
 def family(request, tmp_path_factory):
     return decoder_and_reference(request.param, tmp_path_factory)
 
@@ -97,3 +98,12 @@ def test_seeded_sampling_is_the_same_compiled_or_eager(llama):
         assert not {1, 2} & {token for row in drawn[jit_compile] for token in row}
     if keras.backend.backend() != "tensorflow":
         assert drawn[True] == drawn[False]
+
+
+def test_a_generation_past_the_learned_positions_is_refused(tmp_path_factory):
+    transformer, _ = decoder_and_reference("gpt2", tmp_path_factory)  # 64 positions
+    with pytest.raises(ValueError, match=r"needs 70 positions; GPT2 has 64 learned positions \(max_position\)"):
+        generate(transformer, [[1] * 10], 60)
+    with pytest.raises(ValueError, match="needs 65 positions"):
+        build_cache_model(transformer, [65], end_token=None)
+    assert len(generate(transformer, [[1] * 10], 54)[0]) == 54  # up to the last position
