@@ -1,21 +1,25 @@
-"""Greedy generation speed of a small Llama: b4k3-generate against Hugging Face transformers and keras-hub.
+"""Greedy generation speed of a small Llama or GPT-2: b4k3-generate against Hugging Face transformers and keras-hub.
 
 One random 55M-parameter Llama (hidden 512, 8 layers, 8 query heads, 2 key/value heads,
-intermediate 1408, vocab 32000, untied LM head, fp32) is built with transformers'
-`LlamaForCausalLM` from a fixed seed and saved as a Hugging Face directory (safetensors). Every
+intermediate 1408, vocab 32000, untied LM head, fp32; `--model llama`, the default) or a random
+GPT-2 of the 124M shape (hidden 768, 12 layers, 12 heads, vocab 50257, 1024 learned positions,
+tied LM head; `--model gpt2`) is built with transformers (`LlamaForCausalLM`, `GPT2LMHeadModel`)
+from a fixed seed and saved as a Hugging Face directory (safetensors). Every
 implementation loads that same directory and continues the same random 32-token prompts by exactly
 128 greedy tokens (no end token), at batch 1 and batch 8:
 
 - HF transformers `model.generate(do_sample=False, max_new_tokens=128, min_new_tokens=128)` on
   torch, run eagerly (no `torch.compile`) under `torch.inference_mode()`, with its default
   dynamic KV cache and its default ("sdpa") attention;
-- keras-hub `Llama3CausalLM.from_preset(directory, preprocessor=None)` (what keras-hub reads an HF
-  Llama directory as), compiled with the "greedy" sampler, `generate({"token_ids", "padding_mask"},
-  stop_token_ids=None)` on the prompt padded to 160 positions, on jax and torch;
-- b4k3 `build_transformer_model(checkpoint_path=directory, with_lm="linear",
-  return_keras_model=False)` and `b4k3_generate.generate(model, prompts, 128)` on jax, torch and
-  tensorflow (XLA), each with its default `jit_compile="auto"`, and on torch with
-  `jit_compile=True` too ("torch+compile": the decode step under `torch.compile`).
+- keras-hub `Llama3CausalLM` / `GPT2CausalLM` `.from_preset(directory, preprocessor=None)` (what
+  keras-hub reads an HF Llama / GPT-2 directory as), compiled with the "greedy" sampler,
+  `generate({"token_ids", "padding_mask"}, stop_token_ids=None)` on the prompt padded to 160
+  positions, on jax and torch;
+- b4k3 `build_transformer_model(checkpoint_path=directory, return_keras_model=False)` with a
+  linear LM head (`with_lm="linear"`, GPT-2's `final_activation="linear"`) and
+  `b4k3_generate.generate(model, prompts, 128)` on jax, torch and tensorflow (XLA), each with its
+  default `jit_compile="auto"`, and on torch with `jit_compile=True` too ("torch+compile": the
+  decode step under `torch.compile`).
 
 Each implementation runs in a fresh subprocess of this script (KERAS_BACKEND is fixed at import),
 pinned to the same cores with the same thread count. At each batch size the first call compiles
@@ -30,7 +34,7 @@ weights once, at the read bandwidth of a NumPy sum (one thread) or a NumPy matri
 numbers, torch's most (its OpenMP threads wait for each other, and eager per-op overhead is
 paid on every step): the load average before and after is printed.
 
-    hatch run bench:run integration-tests/benchmarks/bench_generate.py [--calls 1] [--batch-sizes 1 8]
+    hatch run bench:run integration-tests/benchmarks/bench_generate.py [--model gpt2] [--calls 1] [--batch-sizes 1 8]
 """
 
 import argparse
@@ -52,6 +56,25 @@ LLAMA_55M = {
     "max_position_embeddings": 2048,
     "tie_word_embeddings": False,
 }
+GPT2_124M = {"vocab_size": 50257, "n_embd": 768, "n_layer": 12, "n_head": 12, "n_positions": 1024}
+
+
+class Model:
+    """What the benchmark needs of a model: its config, classes and b4k3's logits option."""
+
+    def __init__(self, title, config, hf_class, keras_hub_class, logits_option):
+        self.title, self.config, self.hf_class = title, config, hf_class
+        self.keras_hub_class, self.logits_option = keras_hub_class, logits_option
+
+    @property
+    def vocab_size(self):
+        return self.config["vocab_size"]
+
+
+MODELS = {
+    "llama": Model("Llama 55M", LLAMA_55M, "LlamaForCausalLM", "Llama3CausalLM", {"with_lm": "linear"}),
+    "gpt2": Model("GPT-2 124M", GPT2_124M, "GPT2LMHeadModel", "GPT2CausalLM", {"final_activation": "linear"}),
+}
 WORKERS = [
     ("hf", "torch"),
     ("keras-hub", "jax"),
@@ -61,7 +84,7 @@ WORKERS = [
     ("b4k3", "torch+compile"),
     ("b4k3", "tensorflow"),
 ]
-NAMES = {"hf": "HF transformers", "keras-hub": "keras-hub Llama3CausalLM", "b4k3": "b4k3-generate"}
+NAMES = {"hf": "HF transformers", "keras-hub": "keras-hub CausalLM", "b4k3": "b4k3-generate"}
 # (name, numerator, denominator, batch size, goal): numerator / denominator in tokens/s.
 RATIOS = [
     ("b4k3 jax / keras-hub jax, batch 1", ("b4k3", "jax"), ("keras-hub", "jax"), 1, 1.1),
@@ -81,18 +104,22 @@ def prompts(batch_size, length, vocab_size, seed=0):
     return np.random.default_rng(seed).integers(3, vocab_size, size=(batch_size, length), dtype=np.int32)
 
 
-def save_model(directory, seed=0):
-    """Saves a random fp32 Llama as an HF directory; returns (parameters, weight bytes, bytes a
-    decode step reads: all but the input embedding table, of which it reads one row per token)."""
+def save_model(model_name, directory, seed=0):
+    """Saves a random fp32 model as an HF directory; returns (parameters, weight bytes, bytes a
+    decode step reads: all but the input embedding table, of which it reads one row per token,
+    unless the LM head is tied to it)."""
     import torch
     import transformers
 
+    spec = MODELS[model_name]
     torch.manual_seed(seed)
-    model = transformers.LlamaForCausalLM(transformers.LlamaConfig(**LLAMA_55M)).eval()
+    hf_class = getattr(transformers, spec.hf_class)
+    model = hf_class(hf_class.config_class(**spec.config)).eval()
     model.save_pretrained(directory)
     parameters = sum(each.numel() for each in model.parameters())
     embedding = model.get_input_embeddings().weight.numel()
-    return parameters, parameters * 4, (parameters - embedding) * 4
+    tied = model.get_output_embeddings().weight is model.get_input_embeddings().weight
+    return parameters, parameters * 4, parameters * 4 if tied else (parameters - embedding) * 4
 
 
 def read_bandwidth(nbytes, repeats=5):
@@ -138,13 +165,13 @@ def print_bound(weight_bytes, read_bytes):
         print(f" {bandwidth / read_bytes:4.0f} tok/s (a step's weights)")
 
 
-def hf_generator(directory):
-    """HF `LlamaForCausalLM`, and a call `(ids, new_tokens)` returning each row's new tokens."""
+def hf_generator(spec, directory):
+    """HF's causal LM, and a call `(ids, new_tokens)` returning each row's new tokens."""
     import torch
     import transformers
 
     transformers.utils.logging.set_verbosity_error()
-    model = transformers.LlamaForCausalLM.from_pretrained(directory).eval()
+    model = getattr(transformers, spec.hf_class).from_pretrained(directory).eval()
 
     def call(ids, new_tokens):
         inputs = torch.from_numpy(ids).long()
@@ -162,11 +189,11 @@ def hf_generator(directory):
     return call, f"generate, {model.config._attn_implementation} attention, inference_mode"
 
 
-def keras_hub_generator(directory):
+def keras_hub_generator(spec, directory):
     """keras-hub's causal LM read from the HF directory, greedy, and a call returning new tokens."""
     import keras_hub
 
-    model = keras_hub.models.Llama3CausalLM.from_preset(directory, preprocessor=None)
+    model = getattr(keras_hub.models, spec.keras_hub_class).from_preset(directory, preprocessor=None)
     model.compile(sampler="greedy")
 
     def call(ids, new_tokens):
@@ -181,12 +208,12 @@ def keras_hub_generator(directory):
     return call, "generate, greedy sampler"
 
 
-def b4k3_generator(directory, jit_compile="auto"):
-    """b4k3's Llama built from the HF directory, and a `generate` call returning new tokens."""
+def b4k3_generator(spec, directory, jit_compile="auto"):
+    """b4k3's model built from the HF directory, and a `generate` call returning new tokens."""
     from b4k3_generate import generate
     from b4k3_models import build_transformer_model
 
-    model = build_transformer_model(checkpoint_path=directory, with_lm="linear", return_keras_model=False)
+    model = build_transformer_model(checkpoint_path=directory, return_keras_model=False, **spec.logits_option)
 
     def call(ids, new_tokens):
         return np.asarray(generate(model, ids.tolist(), new_tokens, jit_compile=jit_compile))
@@ -200,10 +227,11 @@ def worker(args):
     threads = pin_threads(args.threads, "torch" if args.worker == "hf" else framework)
     build = {"hf": hf_generator, "keras-hub": keras_hub_generator, "b4k3": b4k3_generator}[args.worker]
     start = time.perf_counter()
-    call, method = build(args.weights, True) if compile_torch else build(args.weights)
+    spec = MODELS[args.model]
+    call, method = build(spec, args.weights, True) if compile_torch else build(spec, args.weights)
     result = {"method": method, "threads": threads, "load_s": time.perf_counter() - start, "batches": {}}
     for batch_size in args.batch_sizes:
-        ids = prompts(batch_size, args.prompt_length, LLAMA_55M["vocab_size"])
+        ids = prompts(batch_size, args.prompt_length, spec.vocab_size)
         batch = result["batches"][str(batch_size)] = {}
         for key, new_tokens in [("", args.new_tokens), ("one_token_", 1)]:
             start = time.perf_counter()
@@ -221,6 +249,7 @@ def worker(args):
 def run_worker(implementation, backend, args, directory):
     """Runs one worker in a fresh process; returns its result, or {"error": ...} when it failed."""
     command = [sys.executable, os.path.abspath(__file__), "--worker", implementation, "--backend", backend]
+    command += ["--model", args.model]
     command += ["--weights", directory, "--threads", str(args.threads), "--calls", str(args.calls)]
     command += ["--prompt-length", str(args.prompt_length), "--new-tokens", str(args.new_tokens)]
     command += ["--batch-sizes", *map(str, args.batch_sizes)]
@@ -300,6 +329,7 @@ def print_goals(results, args):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", choices=sorted(MODELS), default="llama", help="the model generated with")
     parser.add_argument("--calls", type=int, default=1, help="timed calls per batch size after the compiling one")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--prompt-length", type=int, default=32)
@@ -316,13 +346,16 @@ def main():
 
     transformers.utils.logging.disable_progress_bar()
     load_before = load_average()
-    print(f"Llama 55M, fp32, prompt {args.prompt_length} tokens + {args.new_tokens} greedy tokens", end="")
+    print(
+        f"{MODELS[args.model].title}, fp32, prompt {args.prompt_length} tokens + {args.new_tokens} greedy tokens",
+        end="",
+    )
     print(f", batch sizes {args.batch_sizes}, fastest of {args.calls} timed call(s) after the first")
     print(f"cores: {os.cpu_count()}, threads per process: {args.threads}")
     with tempfile.TemporaryDirectory() as directory:
-        parameters, weight_bytes, read_bytes = save_model(directory)
+        parameters, weight_bytes, read_bytes = save_model(args.model, directory)
         print(f"parameters: {parameters / 1e6:.1f}M, weights {weight_bytes / 2**20:.0f} MiB", end="")
-        print(f", {read_bytes / 2**20:.0f} MiB read by a step (all but the input embedding table)")
+        print(f", {read_bytes / 2**20:.0f} MiB read by a step")
         results = {}
         for implementation, backend in WORKERS:
             results[implementation, backend] = run_worker(implementation, backend, args, directory)
