@@ -155,3 +155,8 @@ def dtype_policy(name):
         yield
     finally:
         keras.config.set_dtype_policy("float32")
+
+
+def chi_square_critical(df, z=3.0902):
+    """Wilson-Hilferty approximation of the chi-square quantile; z=3.0902 is the normal 0.999 quantile."""
+    return df * (1 - 2 / (9 * df) + z * np.sqrt(2 / (9 * df))) ** 3
