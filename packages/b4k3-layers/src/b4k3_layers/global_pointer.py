@@ -5,12 +5,13 @@ import keras
 
 from b4k3_layers.embeddings import check_positive_int
 from b4k3_layers.sublayers import dense_sublayer
+from b4k3_layers.trainability import KeepsTrainability
 from b4k3_ops import ops
 from b4k3_ops.backend import apply_rotary_position_embeddings, sequence_masking, sinusoidal_embeddings
 
 
 @keras.saving.register_keras_serializable(package="b4k3")
-class GlobalPointer(keras.layers.Layer):
+class GlobalPointer(KeepsTrainability, keras.layers.Layer):
     """Scores every span `(start, end)` of a sequence for each of `heads` entity types.
 
     Each head projects the tokens to a start vector `q` and an end vector `k`; the span `(m, n)`
