@@ -15,6 +15,7 @@ import numpy as np
 
 from b4k3_layers import LayerNormalization, MultiHeadAttention
 from b4k3_models.checkpoints import open_checkpoint
+from b4k3_models.keras_model import TransformerModel
 from b4k3_models.masks import PaddingMask, ResidualAttentionBias
 from b4k3_models.weight_maps import Weight, layer_variables, load_mapped_weights
 
@@ -176,7 +177,7 @@ class Transformer:
         self.layer_norm_conds = [layer_norm_cond, layer_norm_cond_hidden_size, layer_norm_cond_hidden_act or "linear"]
         outputs = self.call(inputs)
         self.set_outputs(outputs)
-        self.model = keras.Model(self.input, self.output, name=self.name)
+        self.model = TransformerModel(self.input, self.output, name=self.name)
         self.built = True
 
     def call(self, inputs):
