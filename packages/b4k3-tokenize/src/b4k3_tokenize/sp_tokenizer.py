@@ -10,7 +10,7 @@ def _import_sentencepiece():
         import sentencepiece
     except ImportError:
         raise ImportError(
-            "SpTokenizer needs the sentencepiece package: pip install 'b4k3-tokenize[sentencepiece]'"
+            "SpTokenizer needs the sentencepiece package: pip install sentencepiece"
         ) from None
     return sentencepiece
 
