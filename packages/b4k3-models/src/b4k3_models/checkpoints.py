@@ -85,7 +85,7 @@ class TFCheckpoint(CheckpointReader):
         except ImportError as error:
             raise ImportError(
                 f"Reading the TF checkpoint {path} needs TensorFlow, whatever the Keras backend: "
-                "pip install 'b4k3-models[tf-checkpoint]' (or tensorflow-cpu)."
+                "pip install 'tensorflow>=2.16' (or tensorflow-cpu)."
             ) from error
         prefix = str(path)
         if not tf.io.gfile.exists(prefix + ".index"):
