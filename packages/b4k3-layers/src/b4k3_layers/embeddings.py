@@ -75,6 +75,7 @@ class Embedding(KeepsTrainability, keras.layers.Embedding):
         return keras.KerasTensor(self.compute_output_shape(inputs.shape, mode), dtype=self.compute_dtype)
 
 
+@keras.saving.register_keras_serializable(package="b4k3")
 class AbsolutePositionEmbedding(KeepsTrainability, keras.layers.Layer):
     """What `PositionEmbedding` and `SinusoidalPositionEmbedding` share: reading the position ids
     (`0..seq_len-1`, or given as a second input) and merging the position vectors into the input.

@@ -74,9 +74,11 @@ class KeepsTrainability:
         revive_adapters(self)
 
 
+@keras.saving.register_keras_serializable(package="b4k3")
 class Dense(KeepsTrainability, keras.layers.Dense):
     """`keras.layers.Dense` whose LoRA adapter still trains after loading (the sublayers' Dense)."""
 
 
+@keras.saving.register_keras_serializable(package="b4k3")
 class EinsumDense(KeepsTrainability, keras.layers.EinsumDense):
     """`keras.layers.EinsumDense` whose LoRA adapter still trains after loading."""
