@@ -84,3 +84,20 @@ def test_a_decoder_refuses_token_ids_outside_its_vocabulary(tmp_path):
     with pytest.raises(ValueError, match=r"Input-Token: id -2 is outside 0\.\.63"):
         llama(with_token(TOKENS, -2).tolist())
     assert llama.predict(np.ones((1, 200), "int32"), verbose=0).shape == (1, 200, 64)  # rotary: any length
+
+
+def test_after_a_failure_inside_predict_the_model_still_works(bert):
+    """A too-long backend tensor passes the NumPy checks and fails inside Keras' predict; on JAX
+    the variables used to stay taken out of the model, and every later call failed."""
+    too_long = keras.ops.ones((1, TINY_BERT["max_position_embeddings"] + 16), dtype="int32")
+    with pytest.raises(ValueError, match="longer than the 64 positions"):
+        bert.predict([too_long, keras.ops.zeros_like(too_long)], verbose=0)
+    inputs = [TOKENS, np.zeros_like(TOKENS)]
+    expected = keras.ops.convert_to_numpy(bert(inputs))
+    np.testing.assert_allclose(bert.predict(inputs, verbose=0), expected, atol=1e-5)
+    bert.compile(loss="mse")
+    targets = np.zeros((2, 4, TINY_BERT["hidden_size"]))
+    with pytest.raises(ValueError, match="longer than the 64 positions"):
+        bert.fit([too_long, keras.ops.zeros_like(too_long)], np.zeros((1, 80, 32)), verbose=0)
+    bert.fit(inputs, targets, verbose=0)
+    assert np.isfinite(bert.predict(inputs, verbose=0)).all()

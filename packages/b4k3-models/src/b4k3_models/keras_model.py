@@ -7,7 +7,12 @@ function (on JAX, Keras' trainer then fails every later call of that model). Nei
 checked inside a compiled graph, so `predict`, `__call__`, `fit`, `evaluate` and the `*_on_batch`
 methods check their NumPy (or list) inputs first and raise a ValueError naming the input, the id
 and the valid range. Tensors of a backend pass unchecked.
+
+What fails anyway (a backend tensor too long, memory) no longer breaks the model on JAX:
+`restored_on_failure` gives the variables back their values.
 """
+
+import contextlib
 
 import keras
 import numpy as np
@@ -30,6 +35,31 @@ def _as_array(value):
 
 def _table_size(layer):
     return layer.input_dim**2 if layer.hierarchical else layer.input_dim
+
+
+@contextlib.contextmanager
+def restored_on_failure(model):
+    """On JAX, Keras' `fit`, `evaluate` and `predict` take the variables' values out of the model
+    while they run (`_purge_model_variables`) and put them back only when they end normally: after
+    an exception every later call failed with "'NoneType' object is not callable". This puts
+    them back (the last state Keras synced, else the values from before the call) and re-raises."""
+    if keras.backend.backend() != "jax":
+        yield
+        return
+    variables = list(model.variables) + list(model.metrics_variables)
+    if getattr(model, "optimizer", None) is not None:
+        variables += list(model.optimizer.variables)
+    before = [(variable, variable._value) for variable in variables]
+    try:
+        yield
+    except BaseException:
+        if getattr(model, "_jax_state", None) and not model._jax_state_synced:
+            model.jax_state_sync()
+        for variable, value in before:
+            if variable._value is None:
+                variable._value = value
+        model._jax_state, model._jax_state_synced = None, True
+        raise
 
 
 @keras.saving.register_keras_serializable(package="b4k3")
@@ -93,7 +123,8 @@ class TransformerModel(keras.Model):
 
     def predict(self, x, *args, **kwargs):
         self.check_inputs(x)
-        return super().predict(x, *args, **kwargs)
+        with restored_on_failure(self):
+            return super().predict(x, *args, **kwargs)
 
     def predict_on_batch(self, x):
         self.check_inputs(x)
@@ -101,11 +132,13 @@ class TransformerModel(keras.Model):
 
     def fit(self, x=None, *args, **kwargs):
         self.check_inputs(x)
-        return super().fit(x, *args, **kwargs)
+        with restored_on_failure(self):
+            return super().fit(x, *args, **kwargs)
 
     def evaluate(self, x=None, *args, **kwargs):
         self.check_inputs(x)
-        return super().evaluate(x, *args, **kwargs)
+        with restored_on_failure(self):
+            return super().evaluate(x, *args, **kwargs)
 
     def train_on_batch(self, x, *args, **kwargs):
         self.check_inputs(x)
