@@ -6,6 +6,7 @@ import re
 import sys
 
 import pytest
+
 from workspace import REPO_ROOT
 
 HINT = re.compile(r"pip install ([^\"\n]+?)(?=\"|\)|$| from | \(|\.?$)", re.MULTILINE)

@@ -16,6 +16,7 @@ import pytest
 import torch
 import transformers
 from model_checks import TINY_BERT, save_hf_model
+
 from workspace import REPO_ROOT
 
 READMES = sorted(path.relative_to(REPO_ROOT) for path in REPO_ROOT.glob("**/README.md") if ".hatch" not in path.parts)
@@ -47,9 +48,7 @@ def save_google_checkpoint(directory):
     import tensorflow as tf
     from test_tf_checkpoint import GOOGLE_CONFIG_KEYS, google_arrays
 
-    _, reference = save_hf_model(
-        transformers.BertForPreTraining, transformers.BertConfig, TINY_BERT, directory / "hf"
-    )
+    _, reference = save_hf_model(transformers.BertForPreTraining, transformers.BertConfig, TINY_BERT, directory / "hf")
     arrays = google_arrays(reference)
     names = sorted(arrays)
     tf.raw_ops.SaveV2(

@@ -73,7 +73,7 @@ def test_token_ids_and_end_token_outside_the_vocabulary_are_refused(llama, bad):
         generate(llama, [[1, 2]], 2, end_token=[3, VOCAB])
     with pytest.raises(ValueError, match=r"token ids must be in 0\.\.63"):
         build_cache_model(llama, [8], end_token=3).predict(np.array([[1, bad]]))
-    with pytest.raises(ValueError, match=rf"end_token must be in 0\.\.63"):
+    with pytest.raises(ValueError, match=r"end_token must be in 0\.\.63"):
         build_cache_model(llama, [8], end_token=VOCAB)
 
 

@@ -67,7 +67,7 @@ def test_stream_and_build_cache_model_sample_the_real_distribution(softmax_decod
 def test_a_decoder_without_lm_head_is_refused_naming_with_lm(tmp_path):
     directory, _ = save_llm("llama_gqa", tmp_path)
     transformer = build_transformer_model(checkpoint_path=directory, with_lm=False, return_keras_model=False)
-    with pytest.raises(ValueError, match="with_lm=False.*with_lm='linear'"):
+    with pytest.raises(ValueError, match=r"with_lm=False.*with_lm='linear'"):
         generate(transformer, [PROMPT], 2)
 
 
@@ -75,5 +75,5 @@ def test_sampling_a_sigmoid_head_is_refused_naming_with_lm(tmp_path):
     directory, _ = save_llm("llama_gqa", tmp_path)
     transformer = build_transformer_model(checkpoint_path=directory, with_lm="sigmoid", return_keras_model=False)
     assert len(generate(transformer, [PROMPT], 2)[0]) == 2  # greedy needs only the ranking
-    with pytest.raises(ValueError, match="'sigmoid'.*with_lm='linear'"):
+    with pytest.raises(ValueError, match=r"'sigmoid'.*with_lm='linear'"):
         generate(transformer, [PROMPT], 2, search_mode="topk", k=5)

@@ -23,7 +23,8 @@ def bert_copy(bert_pretraining, tmp_path):
 @pytest.mark.parametrize("keyword", [{}, {"with_lm": True}])
 def test_a_checkpoint_path_that_does_not_exist_is_named(tmp_path, keyword):
     path = tmp_path / "Qwen2-0.5B-typo"
-    with pytest.raises(FileNotFoundError, match=rf"checkpoint_path '{re.escape(str(path))}' does not exist \(its folder"):
+    expected = rf"checkpoint_path '{re.escape(str(path))}' does not exist \(its folder"
+    with pytest.raises(FileNotFoundError, match=expected):
         build_transformer_model(checkpoint_path=path, **keyword)
 
 
@@ -66,12 +67,13 @@ def test_a_truncated_config_is_named_damaged(bert_copy):
 @pytest.mark.parametrize("keep", [0.5, 0.999, 0.001])
 def test_a_truncated_safetensors_file_is_named_damaged(bert_copy, keep):
     truncate(bert_copy / "model.safetensors", keep)
-    with pytest.raises(ValueError, match=rf"{re.escape(str(bert_copy / 'model.safetensors'))} is damaged or incomplete"):
+    expected = rf"{re.escape(str(bert_copy / 'model.safetensors'))} is damaged or incomplete"
+    with pytest.raises(ValueError, match=expected):
         build_transformer_model(checkpoint_path=bert_copy)
 
 
 def test_a_truncated_shard_index_is_named_damaged(bert_pretraining, tmp_path):
-    directory, model = bert_pretraining
+    _directory, model = bert_pretraining
     sharded = tmp_path / "sharded"
     model.save_pretrained(sharded, max_shard_size="20KB")
     truncate(sharded / "model.safetensors.index.json")

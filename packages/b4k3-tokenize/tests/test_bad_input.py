@@ -19,7 +19,7 @@ def tokenizer(minilm_vocab):
 def test_a_list_of_texts_is_a_type_error_saying_what_to_pass(tokenizer):
     with pytest.raises(TypeError, match=r"'hello world' is not a token: pass one text .*per call"):
         tokenizer.encode(["hello world", "how are you"])
-    with pytest.raises(TypeError, match="second_text is a list.*'big world' is not a token"):
+    with pytest.raises(TypeError, match=r"second_text is a list.*'big world' is not a token"):
         tokenizer.encode("hello", ["big world"])
 
 
@@ -37,10 +37,11 @@ def test_maxlen_without_room_for_a_token_is_refused_naming_it(tokenizer, maxlen)
 
 
 def test_maxlen_of_a_pair_counts_its_three_special_tokens(tokenizer):
-    with pytest.raises(ValueError, match="greater than 3 .*got 3"):
+    with pytest.raises(ValueError, match=r"greater than 3 .*got 3"):
         tokenizer.encode("hello", "world", maxlen=3)
     token_ids, segment_ids = tokenizer.encode("hello there", "big world", maxlen=5)
-    assert tokenizer.decode(token_ids) == "hello big" and segment_ids == [0, 0, 0, 1, 1]
+    assert tokenizer.decode(token_ids) == "hello big"
+    assert segment_ids == [0, 0, 0, 1, 1]
     assert len(tokenizer.encode("hello world", maxlen=3)[0]) == 3
 
 

@@ -41,9 +41,7 @@ def check_prompts(prompts):
     if not prompts:
         raise ValueError("prompts is empty: pass at least one prompt (a list of token ids)")
     if all(_is_id(token) for token in prompts):
-        raise TypeError(
-            f"prompts is a flat list of ids ({list(prompts)!r:.60}); pass a list of prompts: [ids] for one"
-        )
+        raise TypeError(f"prompts is a flat list of ids ({list(prompts)!r:.60}); pass a list of prompts: [ids] for one")
     checked = []
     for row, prompt in enumerate(prompts):
         if isinstance(prompt, np.ndarray):

@@ -153,7 +153,9 @@ def _weight_map(index):
     try:
         return json.loads(index.read_text())["weight_map"]
     except (json.JSONDecodeError, KeyError) as error:
-        raise ValueError(f"{index} is damaged or incomplete (no readable weight_map: {error!r}); download it again") from error
+        raise ValueError(
+            f"{index} is damaged or incomplete (no readable weight_map: {error!r}); download it again"
+        ) from error
 
 
 def open_checkpoint(checkpoint):

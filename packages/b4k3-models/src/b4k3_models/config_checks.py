@@ -68,5 +68,5 @@ def with_model_type(config, config_path):
                 return {**config, "model_type": model_type}
     raise ValueError(
         f"The config {str(config_path)!r} has no model_type, and its architectures {architectures} are none b4k3 "
-        f"reads: add \"model_type\" (one of {sorted(HF_MODEL_TYPES)}), or pass model=<a b4k3 family>"
+        f'reads: add "model_type" (one of {sorted(HF_MODEL_TYPES)}), or pass model=<a b4k3 family>'
     )

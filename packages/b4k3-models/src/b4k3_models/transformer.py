@@ -319,7 +319,9 @@ class Transformer:
         try:
             from b4k3_generate import build_cache_model
         except ImportError as error:
-            raise ImportError("build_cache_model needs b4k3-generate: pip install ./packages/b4k3-generate from a b4k3 checkout") from error
+            raise ImportError(
+                "build_cache_model needs b4k3-generate: pip install ./packages/b4k3-generate from a b4k3 checkout"
+            ) from error
         return build_cache_model(
             self, input_lengths, end_token, search_mode, k, progress_print, index_bias, jit_compile
         )

@@ -134,7 +134,9 @@ class TokenizerBase:
 
     def _is_token(self, token):
         """Whether `token` can come out of `tokenize`: a vocab entry, or a word it keeps whole."""
-        return self.token_to_id(token) != self._token_unk_id or token == self._token_unk or self._tokenize(token) == [token]
+        if token == self._token_unk or self.token_to_id(token) != self._token_unk_id:
+            return True
+        return self._tokenize(token) == [token]
 
     def _tokens_of(self, text, argument):
         """A text's tokens; a token list is copied, so truncation never alters the caller's list."""
