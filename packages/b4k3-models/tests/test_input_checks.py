@@ -86,9 +86,10 @@ def test_a_decoder_refuses_token_ids_outside_its_vocabulary(tmp_path):
     assert llama.predict(np.ones((1, 200), "int32"), verbose=0).shape == (1, 200, 64)  # rotary: any length
 
 
-def test_after_a_failure_inside_predict_the_model_still_works(bert):
-    """A too-long backend tensor passes the NumPy checks and fails inside Keras' predict; on JAX
-    the variables used to stay taken out of the model, and every later call failed."""
+def test_after_a_failure_inside_predict_or_fit_the_model_still_works(bert):
+    """A too-long backend tensor passes the NumPy checks and fails inside Keras' predict or fit; on
+    JAX the variables used to stay taken out of the model and every later call failed, on
+    TensorFlow the next fit."""
     too_long = keras.ops.ones((1, TINY_BERT["max_position_embeddings"] + 16), dtype="int32")
     with pytest.raises(ValueError, match="longer than the 64 positions"):
         bert.predict([too_long, keras.ops.zeros_like(too_long)], verbose=0)

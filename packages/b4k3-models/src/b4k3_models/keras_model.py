@@ -39,10 +39,24 @@ def _table_size(layer):
 
 @contextlib.contextmanager
 def restored_on_failure(model):
-    """On JAX, Keras' `fit`, `evaluate` and `predict` take the variables' values out of the model
-    while they run (`_purge_model_variables`) and put them back only when they end normally: after
-    an exception every later call failed with "'NoneType' object is not callable". This puts
-    them back (the last state Keras synced, else the values from before the call) and re-raises."""
+    """A `fit`, `evaluate` or `predict` that raises leaves the model usable, then re-raises.
+
+    On JAX, Keras takes the variables' values out of the model while these run
+    (`_purge_model_variables`) and puts them back only when they end normally: after an exception
+    every later call failed with "'NoneType' object is not callable". They are put back (the last
+    state Keras synced, else the values from before the call). On TensorFlow the half-traced
+    train function failed the next `fit` ("Creating variables on a non-first call"): the compiled
+    functions are dropped, to be traced again on the next call."""
+    try:
+        with _jax_variables_restored(model):
+            yield
+    except BaseException:
+        model.train_function = model.test_function = model.predict_function = None
+        raise
+
+
+@contextlib.contextmanager
+def _jax_variables_restored(model):
     if keras.backend.backend() != "jax":
         yield
         return
