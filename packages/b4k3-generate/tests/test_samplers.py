@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import pytest
 import torch
+from family_checks import chi_square_critical
 from keras import ops
 from layer_checks import compiled
 from transformers.generation.logits_process import LogitsProcessorList, TopKLogitsWarper, TopPLogitsWarper
@@ -45,11 +46,6 @@ def assert_keeps_like_hf(out, expected):
     kept = out != np.float32(-infinity())
     np.testing.assert_array_equal(kept, np.isfinite(expected))
     np.testing.assert_array_equal(out[kept], expected[kept])
-
-
-def chi_square_critical(df, z=3.0902):
-    """Wilson-Hilferty approximation of the chi-square quantile; z=3.0902 is the normal 0.999 quantile."""
-    return df * (1 - 2 / (9 * df) + z * np.sqrt(2 / (9 * df))) ** 3
 
 
 def test_greedy_is_the_int32_argmax():

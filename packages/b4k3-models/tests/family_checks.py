@@ -253,6 +253,11 @@ def hf_greedy(model, prompt, max_new_tokens, end_token=None, **options):
     return output[0, len(prompt) :].tolist()
 
 
+def chi_square_critical(df, z=3.0902):
+    """Wilson-Hilferty approximation of the chi-square quantile; z=3.0902 is the normal 0.999 quantile."""
+    return df * (1 - 2 / (9 * df) + z * np.sqrt(2 / (9 * df))) ** 3
+
+
 @contextlib.contextmanager
 def dtype_policy(name):
     """Keras' global dtype policy set to `name` inside the block, float32 again after."""

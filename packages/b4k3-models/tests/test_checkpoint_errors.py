@@ -267,7 +267,7 @@ def test_tf_checkpoint_without_tensorflow_says_what_to_install(tmp_path, monkeyp
     prefix = tmp_path / "bert_model.ckpt"
     (tmp_path / "bert_model.ckpt.index").write_bytes(b"")
     monkeypatch.setitem(sys.modules, "tensorflow", None)
-    with pytest.raises(ImportError, match=re.escape("b4k3-models[tf-checkpoint]")):
+    with pytest.raises(ImportError, match=re.escape("pip install 'tensorflow>=2.16'")):
         transformer.load_weights_from_checkpoint(str(prefix))
 
 

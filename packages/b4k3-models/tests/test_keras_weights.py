@@ -6,6 +6,7 @@ Reference: the model the file was saved from; outputs equal within 1e-6."""
 
 import re
 
+import h5py
 import keras
 import numpy as np
 import pytest
@@ -144,3 +145,17 @@ def test_weights_file_without_the_keras_suffix_is_refused(config_path, tmp_path)
     path.write_bytes(b"")
     with pytest.raises(ValueError, match=r"\.weights\.h5.*'model\.h5'"):
         build_transformer_model(config_path=config_path, keras_weights_path=path)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_weights_saved_from_a_trained_model_load_without_its_optimizer_state(config_path, tmp_path, batch, optimizer):
+    ids, _, segments = batch
+    trained = build_transformer_model(config_path=config_path)
+    trained.compile(optimizer=optimizer, loss="mse")
+    trained.fit([ids, segments], np.zeros((*ids.shape, trained.output_shape[-1])), verbose=0)
+    path = tmp_path / "fine_tuned.weights.h5"
+    trained.save_weights(path)
+    with h5py.File(path, "r") as file:
+        assert "optimizer" in file, "Keras saves the optimizer's variables beside the model's"
+    rebuilt = build_transformer_model(config_path=config_path, keras_weights_path=path)
+    np.testing.assert_allclose(predict(rebuilt, [ids, segments]), predict(trained, [ids, segments]), rtol=0, atol=1e-6)

@@ -9,6 +9,7 @@ import keras
 import numpy as np
 from tqdm.auto import tqdm
 
+from b4k3_generate.arguments import check_length, check_prompts, check_token_ids, check_transformer
 from b4k3_generate.loop import DecodeLoop, DecodeSettings, cache_lengths, check_jit_compile, compiled
 from b4k3_generate.processors import check_processing
 from b4k3_generate.samplers import check_sampling
@@ -17,7 +18,9 @@ from b4k3_generate.samplers import check_sampling
 def decode_settings(transformer, end_token, search_mode, k, **overrides):
     """Validated `DecodeSettings`: the sampler's, and the processing the transformer was built
     with (`penalty`, `temperature`, ...), each overridable."""
+    check_transformer(transformer)
     end_tokens = _end_tokens(end_token)
+    check_token_ids(transformer, end_tokens, "end_token")
     check_sampling(search_mode, k)
     processing = {
         **transformer.generation_config,
@@ -56,34 +59,6 @@ def _seed(seed):
     return np.array([0, int(seed) % (2**31)], dtype="int32")
 
 
-def check_decodable(transformer):
-    """A TypeError unless `transformer` has the decoding protocol and can decode as built (its
-    optional `check_can_decode` says why not, e.g. a BERT built without application='lm')."""
-    if not hasattr(transformer, "call_with_cache"):
-        raise TypeError(f"{type(transformer).__name__} cannot decode: it has no build_cache / call_with_cache")
-    check_can_decode = getattr(transformer, "check_can_decode", None)
-    if check_can_decode is not None:
-        check_can_decode()
-
-
-def check_positions(transformer, length, what):
-    """A ValueError when `length` positions are more than a model with learned positions has."""
-    limit = getattr(transformer, "max_positions", None)
-    if limit is not None and length > limit:
-        raise ValueError(
-            f"{what} needs {length} positions; {type(transformer).__name__} has {limit} learned positions "
-            "(max_position): shorten the prompts or the generation"
-        )
-
-
-def _check_token_ids(transformer, tokens):
-    """Token ids must index the vocabulary: out of range, backends clamp, wrap or fail obscurely."""
-    tokens = np.asarray(tokens)
-    if tokens.size and (tokens.min() < 0 or tokens.max() >= transformer.vocab_size):
-        bad = sorted({int(token) for token in tokens.ravel() if not 0 <= token < transformer.vocab_size})
-        raise ValueError(f"token ids must be in 0..{transformer.vocab_size - 1} (the vocabulary), got {bad[:10]}")
-
-
 class Decoder:
     """The compiled generation of one transformer with one `DecodeSettings`: the whole loop at
     once (`decode`), or step by step from Python (`steps`, for streaming and progress bars).
@@ -95,7 +70,6 @@ class Decoder:
     """
 
     def __init__(self, transformer, settings, jit_compile="auto"):
-        check_decodable(transformer)
         loop = DecodeLoop(transformer, settings)
         on_torch = keras.backend.backend() == "torch"
         self.grows = hasattr(transformer, "resize_cache") and not (on_torch and jit_compile is True)
@@ -171,7 +145,7 @@ class CacheModel:
         lengths = list(input_lengths) if isinstance(input_lengths, (list, tuple)) else [input_lengths]
         if not lengths or not all(isinstance(n, numbers.Integral) and n > 0 for n in lengths):
             raise ValueError(f"input_lengths must be positive ints, one per model input, got {input_lengths!r}")
-        check_positions(transformer, int(lengths[0]), f"input_lengths={input_lengths!r}")
+        check_length(transformer, int(lengths[0]))
         self.transformer = transformer
         self.max_length = int(lengths[0])
         self.settings = settings
@@ -200,7 +174,7 @@ class CacheModel:
             raise ValueError(
                 f"prompt lengths must be one per row, in 1..{tokens.shape[1]} (the tokens given): {lengths.tolist()}"
             )
-        _check_token_ids(self.transformer, tokens)
+        check_token_ids(self.transformer, tokens)
         width = int(tokens.shape[1])
         ends = np.full_like(lengths, self.max_length)
         if not self.progress_print:
@@ -340,16 +314,14 @@ def _batch(transformer, prompts, max_new_tokens, end_token, search_mode, k, jit_
     `processing` is the caller's processing settings (None: the transformer's)."""
     if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, numbers.Integral) or max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be a positive int, got {max_new_tokens!r}")
-    prompts = [list(prompt) for prompt in prompts]
-    if not prompts or any(len(prompt) == 0 for prompt in prompts):
-        raise ValueError("prompts must be a non-empty list of non-empty token-id lists")
+    check_transformer(transformer)
+    prompts = check_prompts(prompts)
     check_jit_compile(jit_compile)
     settings = decode_settings(transformer, end_token, search_mode, k, **processing)
     lengths = np.array([len(prompt) for prompt in prompts], dtype="int32")
-    longest = int(lengths.max())
-    check_positions(transformer, longest + max_new_tokens, f"A prompt of {longest} tokens plus {max_new_tokens=}")
     for prompt in prompts:
-        _check_token_ids(transformer, prompt)
+        check_token_ids(transformer, prompt)
+    check_length(transformer, int(lengths.max()) + max_new_tokens)
     # Shapes rounded up, so calls with other lengths reuse a compiled loop: the buffer to a multiple
     # of 64 positions (rows still stop at their own end), the prefill to 16 (padding past a row's
     # prompt is written to its cache, then overwritten by its own tokens before anything reads it).

@@ -16,6 +16,7 @@ import typing
 
 import keras
 
+from b4k3_generate.heads import head_to_logits
 from b4k3_generate.processors import process_logits
 from b4k3_generate.samplers import next_token, step_seed
 from b4k3_ops import ops
@@ -57,6 +58,7 @@ class DecodeLoop:
         self.transformer = transformer
         self.settings = settings
         self.fill = settings.end_tokens[0] if settings.end_tokens else 0
+        self.to_logits = head_to_logits(transformer, settings.search_mode)
 
     def prefill(self, token_ids, prompt_lengths, end_positions, seed, prompt_width, cache_length=None):
         """Runs the prompts (the first `prompt_width` positions, a Python int at least the
@@ -88,7 +90,7 @@ class DecodeLoop:
         settings = self.settings
         context_mask = ops.arange(ops.shape(tokens)[1], dtype="int32")[None] < positions[:, None]
         logits = process_logits(
-            ops.cast(logits, "float32"),
+            self.to_logits(ops.cast(logits, "float32")),
             tokens,
             context_mask,
             penalty=settings.penalty,

@@ -14,6 +14,7 @@ import keras
 from b4k3_layers.input_shapes import as_shape_list
 from b4k3_layers.rotary import RotaryEmbedding
 from b4k3_layers.sublayers import dense_sublayer
+from b4k3_layers.trainability import EinsumDense, KeepsTrainability
 from b4k3_ops import ops
 from b4k3_ops.attention_scores import check_normalization
 from b4k3_ops.backend import align, apply_rotary_position_embeddings, attention_normalize, flash_attention_enabled
@@ -29,7 +30,7 @@ def is_positive_number(value):
 
 
 @keras.saving.register_keras_serializable(package="b4k3")
-class MultiHeadAttention(keras.layers.Layer):
+class MultiHeadAttention(KeepsTrainability, keras.layers.Layer):
     """Multi-head attention with bert4keras3's parameters and calling forms.
 
     `heads` is the number of key/value heads and `query_head` the number of query heads (grouped-
@@ -190,7 +191,7 @@ class MultiHeadAttention(keras.layers.Layer):
         return dense_sublayer(self, name, units, input_shape, use_bias=use_bias, kernel_initializer=initializer)
 
     def _einsum_dense(self, name, equation, output_shape, bias_axes, input_shape):
-        dense = keras.layers.EinsumDense(
+        dense = EinsumDense(
             equation,
             output_shape,
             bias_axes=bias_axes,

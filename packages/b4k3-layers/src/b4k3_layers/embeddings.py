@@ -7,6 +7,7 @@ import numbers
 
 import keras
 
+from b4k3_layers.trainability import KeepsTrainability
 from b4k3_ops import ops
 from b4k3_ops.backend import sinusoidal_embeddings
 from b4k3_ops.checks import check_positive_int
@@ -15,7 +16,7 @@ MERGE_MODES = ("add", "mul", "zero", "concat")
 
 
 @keras.saving.register_keras_serializable(package="b4k3")
-class Embedding(keras.layers.Embedding):
+class Embedding(KeepsTrainability, keras.layers.Embedding):
     """`keras.layers.Embedding` that can also project hidden states back onto the vocabulary.
 
     `mode='dense'` computes `x @ embeddings.T`, so a language model's output layer can share the
@@ -68,7 +69,8 @@ class Embedding(keras.layers.Embedding):
         return keras.KerasTensor(self.compute_output_shape(inputs.shape, mode), dtype=self.compute_dtype)
 
 
-class AbsolutePositionEmbedding(keras.layers.Layer):
+@keras.saving.register_keras_serializable(package="b4k3")
+class AbsolutePositionEmbedding(KeepsTrainability, keras.layers.Layer):
     """What `PositionEmbedding` and `SinusoidalPositionEmbedding` share: reading the position ids
     (`0..seq_len-1`, or given as a second input) and merging the position vectors into the input.
 
@@ -250,7 +252,7 @@ class SinusoidalPositionEmbedding(AbsolutePositionEmbedding):
 
 
 @keras.saving.register_keras_serializable(package="b4k3")
-class RelativePositionEmbedding(keras.layers.Layer):
+class RelativePositionEmbedding(KeepsTrainability, keras.layers.Layer):
     """Learned relative position embeddings (Shaw et al., 2018), for attention to add.
 
     Query position `i` and key position `j` get row `clip(j - i, -k, k) + k` of the table, with

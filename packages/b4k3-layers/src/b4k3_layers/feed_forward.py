@@ -6,6 +6,7 @@ import numbers
 import keras
 
 from b4k3_layers.sublayers import dense_sublayer
+from b4k3_layers.trainability import KeepsTrainability
 from b4k3_ops import ops
 
 
@@ -16,7 +17,7 @@ def gelu_tanh(x):
 
 
 @keras.saving.register_keras_serializable(package="b4k3")
-class FeedForward(keras.layers.Layer):
+class FeedForward(KeepsTrainability, keras.layers.Layer):
     """The transformer feed-forward block: Dense(units) -> activation -> Dense(input dim).
 
     With a list of activations it is a gated linear unit (https://arxiv.org/abs/2002.05202): one

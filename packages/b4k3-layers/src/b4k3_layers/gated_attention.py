@@ -7,13 +7,14 @@ import keras
 from b4k3_layers.input_shapes import as_shape_list
 from b4k3_layers.norms import ScaleOffset
 from b4k3_layers.sublayers import dense_sublayer
+from b4k3_layers.trainability import KeepsTrainability
 from b4k3_ops import ops
 from b4k3_ops.attention_scores import check_normalization
 from b4k3_ops.backend import apply_rotary_position_embeddings, attention_normalize
 
 
 @keras.saving.register_keras_serializable(package="b4k3")
-class GatedAttentionUnit(keras.layers.Layer):
+class GatedAttentionUnit(KeepsTrainability, keras.layers.Layer):
     """One-head attention whose output gates a wide value path: `o(u * (A @ v))`.
 
     With `self_attention`, one Dense gives `u`, `v` and a shared `qk`, and two ScaleOffsets make q

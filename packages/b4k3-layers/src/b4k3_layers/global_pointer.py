@@ -4,13 +4,14 @@ per (start, end) pair and entity type (Su Jianlin, https://kexue.fm/archives/837
 import keras
 
 from b4k3_layers.sublayers import dense_sublayer
+from b4k3_layers.trainability import KeepsTrainability
 from b4k3_ops import ops
 from b4k3_ops.backend import apply_rotary_position_embeddings, sequence_masking, sinusoidal_embeddings
 from b4k3_ops.checks import check_positive_int
 
 
 @keras.saving.register_keras_serializable(package="b4k3")
-class GlobalPointer(keras.layers.Layer):
+class GlobalPointer(KeepsTrainability, keras.layers.Layer):
     """Scores every span `(start, end)` of a sequence for each of `heads` entity types.
 
     Each head projects the tokens to a start vector `q` and an end vector `k`; the span `(m, n)`

@@ -31,6 +31,11 @@ def enable_lora(model, rank, alpha=None, targets=None):
             adapt; default every Dense, EinsumDense and Embedding.
     Returns:
         The adapted layers.
+
+    A model saved as `.keras` (or `.weights.h5`) after this reloads with the same trainable
+    weights (`trainability.py`). Keras saves each adapter merged into its kernel and reloads it as
+    a fresh one; b4k3's layers redraw it so it trains, but Keras' own top-level `Dense`,
+    `EinsumDense` and `Embedding` reload theirs as zeros, which no longer train.
     """
     if not isinstance(rank, int) or rank < 1:
         raise ValueError(f"enable_lora: rank must be a positive int, got {rank!r}")
@@ -50,4 +55,9 @@ def enable_lora(model, rank, alpha=None, targets=None):
                 weight.trainable = False
     for layer in adapted:
         layer.enable_lora(rank, lora_alpha=alpha)
+    # A frozen layer of Keras' own (its config cannot list frozen weights, b4k3's layers' can:
+    # `trainability.py`) is marked untrainable as a whole, which its config keeps.
+    for layer in layers:
+        if layer.weights and not layer.trainable_weights and not layer._flatten_layers(include_self=False):
+            layer.trainable = False
     return adapted

@@ -6,6 +6,7 @@ import numbers
 import keras
 
 from b4k3_layers.sublayers import dense_sublayer
+from b4k3_layers.trainability import KeepsTrainability
 from b4k3_ops import ops
 from b4k3_ops.backend import align
 
@@ -17,7 +18,7 @@ def _rms_normalize_in_float32(x, epsilon):
 
 
 @keras.saving.register_keras_serializable(package="b4k3")
-class ScaleOffset(keras.layers.Layer):
+class ScaleOffset(KeepsTrainability, keras.layers.Layer):
     """Affine map of the last axis: `x * gamma + beta`, optionally conditioned on a second input.
 
     With `conditional=True` the layer is called on `[x, cond]` and both gamma and beta are shifted

@@ -187,6 +187,11 @@ class BERT(CachedDecoding, Transformer):
     # Decoding: a causal (application='lm') BERT continues text with a KV cache.
 
     @property
+    def lm_head_activation(self):
+        """A language model's head is the MLM head (`with_mlm`)."""
+        return self.with_mlm
+
+    @property
     def max_positions(self):
         """The learned positions: `max_position`, or its square with hierarchical positions."""
         return self.max_position**2 if self.hierarchical_position else self.max_position
@@ -202,8 +207,8 @@ class BERT(CachedDecoding, Transformer):
         super().check_can_decode()
         if not isinstance(self, LM_Mask) or isinstance(self, UniLM_Mask):
             raise TypeError(
-                f"{type(self).__name__} sees every token both ways and cannot continue text token by token: build it "
-                "with build_transformer_model(..., application='lm')"
+                f"{type(self).__name__} cannot decode: it sees every token both ways; build it with "
+                "build_transformer_model(..., application='lm') to continue text token by token"
             )
         if self.with_pool:
             raise TypeError(f"{type(self).__name__}: a decoding model has one output, its LM head; remove with_pool")

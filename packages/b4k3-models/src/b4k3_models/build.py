@@ -4,7 +4,8 @@ import inspect
 import pathlib
 
 from b4k3_layers import enable_lora
-from b4k3_models.hf_configs import is_hf_config, read_config
+from b4k3_models.config_checks import check_checkpoint_path, read_config_file, with_model_type
+from b4k3_models.hf_configs import is_hf_config
 from b4k3_models.keras_weights import load_keras_weights
 from b4k3_models.language_models import LM_Mask, extend_with_language_model, extend_with_unified_language_model
 from b4k3_models.registry import lookup_model, translate_hf_config
@@ -65,9 +66,10 @@ def build_transformer_model(
     adapters of rank `attention_head_size` are added (before the checkpoint is read) and only
     they and the norms train.
     """
+    check_checkpoint_path(checkpoint_path, config_path)
     if config_path is None and _is_directory(checkpoint_path):
         config_path = pathlib.Path(checkpoint_path) / "config.json"
-    configs = read_config(config_path) if config_path is not None else {}
+    configs = with_model_type(read_config_file(config_path), config_path) if config_path is not None else {}
     if is_hf_config(configs):
         hf_model, configs = translate_hf_config(configs)
         if model is DEFAULT_MODEL:

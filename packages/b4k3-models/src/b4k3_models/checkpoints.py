@@ -85,7 +85,7 @@ class TFCheckpoint(CheckpointReader):
         except ImportError as error:
             raise ImportError(
                 f"Reading the TF checkpoint {path} needs TensorFlow, whatever the Keras backend: "
-                "pip install 'b4k3-models[tf-checkpoint]' (or tensorflow-cpu)."
+                "pip install 'tensorflow>=2.16' (or tensorflow-cpu)."
             ) from error
         prefix = str(path)
         if not tf.io.gfile.exists(prefix + ".index"):
@@ -112,8 +112,7 @@ class SafetensorsCheckpoint(CheckpointReader):
         directory = pathlib.Path(directory)
         index = directory / SAFETENSORS_INDEX
         if index.is_file():
-            weight_map = json.loads(index.read_text())["weight_map"]
-            files = sorted(set(weight_map.values()))
+            files = sorted(set(_weight_map(index).values()))
         elif (directory / SAFETENSORS_FILE).is_file():
             files = [SAFETENSORS_FILE]
         else:
@@ -126,10 +125,18 @@ class SafetensorsCheckpoint(CheckpointReader):
         self._files = {}
         shapes = {}
         for file in files:
-            with safe_open(str(directory / file), framework="np") as handle:
-                for key in handle.keys():  # noqa: SIM118 (a safetensors handle, not a dict)
-                    self._files[key] = str(directory / file)
-                    shapes[key] = handle.get_slice(key).get_shape()
+            if not (directory / file).is_file():
+                raise FileNotFoundError(f"{directory / file} is missing: {SAFETENSORS_INDEX} lists it")
+            try:
+                with safe_open(str(directory / file), framework="np") as handle:
+                    for key in handle.keys():  # noqa: SIM118 (a safetensors handle, not a dict)
+                        self._files[key] = str(directory / file)
+                        shapes[key] = handle.get_slice(key).get_shape()
+            except Exception as error:  # safetensors raises its own SafetensorError, not an OSError
+                raise ValueError(
+                    f"{directory / file} is damaged or incomplete (safetensors cannot read it: {error}); "
+                    "download it again"
+                ) from error
         super().__init__(str(directory), shapes)
 
     def _read(self, key):
@@ -139,6 +146,16 @@ class SafetensorsCheckpoint(CheckpointReader):
 
         with safe_open(self._files[key], framework="np") as handle:
             return handle.get_tensor(key)
+
+
+def _weight_map(index):
+    """The `weight_map` of a sharded checkpoint's index file, which must be intact JSON."""
+    try:
+        return json.loads(index.read_text())["weight_map"]
+    except (json.JSONDecodeError, KeyError) as error:
+        raise ValueError(
+            f"{index} is damaged or incomplete (no readable weight_map: {error!r}); download it again"
+        ) from error
 
 
 def open_checkpoint(checkpoint):

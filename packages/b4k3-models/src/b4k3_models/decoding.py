@@ -21,6 +21,8 @@ protocol"); b4k3-generate reads nothing else:
 - `generation_config`: a dict of the default processing settings (`penalty`, `penalty_window`,
   `max_penalty_range`, `temperature`, `mask_output`), overridable per call.
 - `model.variables`: the Keras model's variables, passed into the compiled loop as state on JAX.
+- `lm_head_activation`: what `call_with_cache` outputs: True or 'softmax' (probabilities, which
+  the loop samples through their logarithm), 'linear' (logits), or False (no LM head: refused).
 - `max_positions`: the most positions the model can read (learned absolute positions), or None
   (rotary and relative positions have no bound); a longer generation is refused before it starts.
 
@@ -48,6 +50,11 @@ from b4k3_ops import ops
 class CachedDecoding:
     """Mixin of `Transformer` families: `build_cache`, `resize_cache`, `call_with_cache` and
     `check_can_decode`, from the family's block protocol hooks."""
+
+    @property
+    def lm_head_activation(self):
+        """The LM head's activation (`with_lm`: True is softmax, False none)."""
+        return self.with_lm
 
     @property
     def max_positions(self):

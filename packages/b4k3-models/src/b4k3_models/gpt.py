@@ -54,6 +54,10 @@ class GPT(LM_Mask, BERT):
         super().__init__(**kwargs)
         self.final_activation = final_activation
 
+    @property
+    def lm_head_activation(self):
+        return self.final_activation
+
     def apply_final_layers(self, inputs):
         x = self.apply(inputs, Embedding, arguments={"mode": "dense"}, name="Embedding-Token")
         return self.apply(x, keras.layers.Activation, activation=self.final_activation, name="LM-Activation")

@@ -5,11 +5,17 @@ layer names, and its loader stops at the first problem. Before loading, every va
 would read is compared with the file, so one error lists everything that does not fit.
 """
 
+import logging
 import pathlib
 
 import h5py
 
 from b4k3_models.weight_maps import LoadReport
+
+LOGGER = logging.getLogger(__name__)
+# Groups of a `.weights.h5` file that hold training state, not model weights: `save_weights` of a
+# compiled, trained model writes the optimizer's variables there.
+TRAINING_STATE = ("optimizer/",)
 
 
 def expected_entries(model):
@@ -32,15 +38,22 @@ def expected_entries(model):
 
 
 def stored_entries(path):
-    """`{dataset path: shape}` of a `.weights.h5` file."""
-    shapes = {}
+    """`{dataset path: shape}` of the model weights in a `.weights.h5` file (the optimizer's
+    variables, saved from a trained model, are left out)."""
+    shapes, skipped = {}, 0
     with h5py.File(path, "r") as file:
 
         def record(name, item):
+            nonlocal skipped
             if isinstance(item, h5py.Dataset):
-                shapes[name] = item.shape
+                if name.startswith(TRAINING_STATE):
+                    skipped += 1
+                else:
+                    shapes[name] = item.shape
 
         file.visititems(record)
+    if skipped:
+        LOGGER.debug("%s: skipped %d arrays of training state (%s)", path, skipped, ", ".join(TRAINING_STATE))
     return shapes
 
 

@@ -31,6 +31,7 @@ import numpy as np
 
 from b4k3_layers import Embedding, LayerNormalization, MultiHeadAttention
 from b4k3_models.checkpoints import open_checkpoint
+from b4k3_models.keras_model import TransformerModel
 from b4k3_models.masks import PaddingMask, ResidualAttentionBias
 from b4k3_models.weight_maps import Weight, layer_variables, load_mapped_weights
 from b4k3_ops.checks import check_positive_int
@@ -249,7 +250,7 @@ class Transformer:
         self.layer_norm_conds = [layer_norm_cond, layer_norm_cond_hidden_size, layer_norm_cond_hidden_act or "linear"]
         outputs = self.call(inputs)
         self.set_outputs(outputs)
-        self.model = keras.Model(self.input, self.output, name=self.name)
+        self.model = TransformerModel(self.input, self.output, name=self.name)
         self.built = True
 
     def call(self, inputs):
@@ -506,7 +507,9 @@ class Transformer:
         try:
             from b4k3_generate import build_cache_model
         except ImportError as error:
-            raise ImportError("build_cache_model needs b4k3-generate: pip install b4k3-generate") from error
+            raise ImportError(
+                "build_cache_model needs b4k3-generate: pip install ./packages/b4k3-generate from a b4k3 checkout"
+            ) from error
         return build_cache_model(
             self, input_lengths, end_token, search_mode, k, progress_print, index_bias, jit_compile
         )

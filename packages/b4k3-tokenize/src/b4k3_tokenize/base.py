@@ -21,6 +21,15 @@ def truncate_sequences(maxlen, indices, *sequences):
         sequences[longest].pop(indices[longest])
 
 
+def check_maxlen(maxlen, minimum):
+    """`maxlen` must be an int that leaves room for the `minimum` start/end tokens and one more."""
+    if isinstance(maxlen, bool) or not isinstance(maxlen, int) or maxlen <= minimum:
+        raise ValueError(
+            f"maxlen must be an int greater than {minimum} (the start/end tokens it must hold, and one token), "
+            f"got {maxlen!r}"
+        )
+
+
 def check_text(text, argument="text"):
     if not isinstance(text, str):
         raise TypeError(f"{argument} must be a str, got {type(text).__name__}: {text!r:.80}")
@@ -58,10 +67,17 @@ class TokenizerBase:
         self._token_translate = dict(token_translate or {})
         self._token_translate_inv = {value: key for key, value in self._token_translate.items()}
 
+    def _special_count(self, texts=1):
+        """How many start/end tokens `texts` texts get (the second text of a pair: its end only)."""
+        ends = int(self._token_end is not None)
+        return int(self._token_start is not None) + ends * texts
+
     def tokenize(self, text, maxlen=None):
         """Text -> tokens, with the start and end tokens; with `maxlen`, tokens before the end token
         are dropped until it fits."""
         check_text(text)
+        if maxlen is not None:
+            check_maxlen(maxlen, self._special_count())
         tokens = self._tokenize(text)
         if self._token_translate:
             tokens = [self._token_translate.get(token) or token for token in tokens]
@@ -77,7 +93,11 @@ class TokenizerBase:
         return [self.token_to_id(token) for token in tokens]
 
     def ids_to_tokens(self, ids):
-        return [self.id_to_token(token_id) for token_id in as_id_list(ids)]
+        ids = as_id_list(ids)
+        outside = [token_id for token_id in ids if not 0 <= token_id < self.vocab_size]
+        if outside:
+            raise ValueError(f"id {outside[0]} is outside the vocabulary (ids 0..{self.vocab_size - 1})")
+        return [self.id_to_token(token_id) for token_id in ids]
 
     def encode(self, first_text, second_text=None, maxlen=None, pattern="S*E*E", truncate_from="right"):
         """One text or a pair -> `(token_ids, segment_ids)`, segment 0 for the first, 1 for the second.
@@ -91,6 +111,7 @@ class TokenizerBase:
         first_tokens = self._tokens_of(first_text, "first_text")
         second_tokens = None if second_text is None else self._tokens_of(second_text, "second_text")
         if maxlen is not None:
+            check_maxlen(maxlen, self._special_count(1 if second_tokens is None else 2))
             if truncate_from == "right":
                 index = -int(self._token_end is not None) - 1
             elif truncate_from == "left":
@@ -111,11 +132,22 @@ class TokenizerBase:
             segment_ids.extend([1] * len(second_ids))
         return token_ids, segment_ids
 
+    def _is_token(self, token):
+        """Whether `token` can come out of `tokenize`: a vocab entry, or a word it keeps whole."""
+        if token == self._token_unk or self.token_to_id(token) != self._token_unk_id:
+            return True
+        return self._tokenize(token) == [token]
+
     def _tokens_of(self, text, argument):
         """A text's tokens; a token list is copied, so truncation never alters the caller's list."""
         if isinstance(text, (list, tuple)):
             for token in text:
                 check_text(token, f"each token of {argument}")
+                if not self._is_token(token):
+                    raise TypeError(
+                        f"{argument} is a list, read as tokens (what tokenize returns), but {token!r:.80} is not a "
+                        "token: pass one text (a str) per call, e.g. [tokenizer.encode(text) for text in texts]"
+                    )
             return list(text)
         check_text(text, argument)
         return self.tokenize(text)

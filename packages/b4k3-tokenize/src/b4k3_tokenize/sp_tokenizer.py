@@ -9,9 +9,7 @@ def _import_sentencepiece():
     try:
         import sentencepiece
     except ImportError:
-        raise ImportError(
-            "SpTokenizer needs the sentencepiece package: pip install 'b4k3-tokenize[sentencepiece]'"
-        ) from None
+        raise ImportError("SpTokenizer needs the sentencepiece package: pip install sentencepiece") from None
     return sentencepiece
 
 

@@ -1,6 +1,7 @@
 """bert4keras' WordPiece `Tokenizer`: BERT's basic tokenization, then greedy longest-match pieces."""
 
 import re
+import warnings
 
 from b4k3_tokenize import characters
 from b4k3_tokenize.base import TokenizerBase
@@ -61,6 +62,10 @@ class Tokenizer(TokenizerBase):
         # No piece is longer than the longest vocab entry: the greedy match never tries beyond it.
         self._max_piece_length = max(len(characters.stem(token)) for token in token_dict)
         self._word_pieces = {}
+        # A vocab without upper-case entries is an uncased one: capitalised words would be [UNK].
+        self._warn_upper_case = not do_lower_case and not any(
+            character.isupper() for token in token_dict if not self._is_special(token) for character in token
+        )
 
     @property
     def vocab_size(self):
@@ -77,6 +82,14 @@ class Tokenizer(TokenizerBase):
         return self._token_dict_inv[i]
 
     def _tokenize(self, text, pre_tokenize=True):
+        if self._warn_upper_case and any(character.isupper() for character in text):
+            self._warn_upper_case = False  # once per tokenizer
+            warnings.warn(
+                "The vocab has no upper-case tokens (an uncased vocab) but do_lower_case=False: capitalised "
+                "words become [UNK]. Pass do_lower_case=True.",
+                UserWarning,
+                stacklevel=3,
+            )
         if self._do_lower_case:
             text = characters.lowercase_and_normalize(text)
         if pre_tokenize and self._pre_tokenize is not None:
