@@ -4,9 +4,10 @@ not the near-uniform distribution of probabilities read as logits."""
 
 import numpy as np
 import pytest
-from family_checks import chi_square_critical, save_llm
+from family_checks import TINY_BERT_ARGUMENTS, chi_square_critical, save_llm
 
 from b4k3_generate import build_cache_model, generate, stream
+from b4k3_generate.heads import head_activation
 from b4k3_models import build_transformer_model
 
 PROMPT = [5, 9, 2, 33]
@@ -77,3 +78,20 @@ def test_sampling_a_sigmoid_head_is_refused_naming_with_lm(tmp_path):
     assert len(generate(transformer, [PROMPT], 2)[0]) == 2  # greedy needs only the ranking
     with pytest.raises(ValueError, match=r"'sigmoid'.*with_lm='linear'"):
         generate(transformer, [PROMPT], 2, search_mode="topk", k=5)
+
+
+@pytest.mark.parametrize("name", ["gpt2", "bert_lm"])
+def test_every_family_names_its_softmax_head(tmp_path_factory, name):
+    """GPT's `final_activation` and a BERT language model's `with_mlm` are their LM heads: both
+    default to softmax, which the loop samples through the log (the same chi-square test)."""
+    if name == "gpt2":
+        directory, _ = save_llm("gpt2", tmp_path_factory.mktemp(name))
+        transformer = build_transformer_model(checkpoint_path=directory, return_keras_model=False)
+    else:
+        transformer = build_transformer_model(
+            **TINY_BERT_ARGUMENTS, application="lm", segment_vocab_size=0, return_keras_model=False
+        )
+    assert head_activation(transformer) == "softmax"
+    probabilities = transformer.model.predict(np.array([PROMPT]), verbose=0)[0, -1].astype("float64")
+    draws = generate(transformer, [PROMPT] * ROWS, 1, search_mode="topk", k=5, seed=3)
+    assert_follows(np.array([row[0] for row in draws]), top(probabilities / probabilities.sum(), 5))
