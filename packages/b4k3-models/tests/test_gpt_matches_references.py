@@ -68,9 +68,11 @@ def test_cached_decoding_equals_the_full_pass(saved, name):
     run_decoding_protocol_test(transformer, tokens)
 
 
-def test_gpt_has_no_other_heads():
+def test_gpt_has_no_other_heads_nor_unilm_options():
     with pytest.raises(TypeError, match=r"GPT2 has no \['with_mlm'\].*final_activation"):
         build_transformer_model(model="gpt2", **GOOGLE_SIZES, with_mlm=True)
+    with pytest.raises(TypeError, match=r"GPT does not implement \['segment_attention'\]"):
+        build_transformer_model(model="gpt", **GOOGLE_SIZES, segment_attention=True)
 
 
 # Google-TF names (bert4keras' maps of CDial-GPT and CPM-LM)

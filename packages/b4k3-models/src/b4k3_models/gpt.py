@@ -39,6 +39,7 @@ class GPT(LM_Mask, BERT):
             the LM head is the only one.
     """
 
+    honoured_options = BERT.honoured_options - {"segment_attention"}  # UniLM's, which GPT is not
     embedding_steps = ("token", "segment", "position", "dropout", "mapping")
     optional_layers = ()
     # Hugging Face's names of the token and position tables.
