@@ -47,7 +47,8 @@ class BPETokenizer(TokenizerBase):
         merges: `(left, right)` pairs, best first.
         pre_tokenizer: a `PreTokenizer` (default GPT-2's split).
         added_tokens: `{id: AddedToken}` matched whole in the text.
-        unk_token: the token of characters the vocabulary lacks (None: such text is an error).
+        unk_token: the token of bytes the vocabulary lacks (None: they are dropped, as Hugging Face
+            and llama.cpp drop them; a byte-level vocabulary usually has all 256).
         ignore_merges: take a word that is a token whole, before merging (Llama-3).
         bos_token, eos_token, pad_token: the special tokens' roles (strings), for chat templates
             and generation.
@@ -232,11 +233,8 @@ class BPETokenizer(TokenizerBase):
                         merged.append(parts[index])
                         index += 1
                 parts = merged
-        for part in parts:
-            if part not in self._ids and self._token_unk is None:
-                raise ValueError(
-                    f"{self.source}: the vocabulary has no token {part!r} (from the word {word!r}) and no unk token"
-                )
+        if self._token_unk is None:  # pieces the vocabulary lacks are dropped, as Hugging Face and llama.cpp do
+            parts = [part for part in parts if part in self._ids]
         if len(self._cache) < 100_000:
             self._cache[word] = parts
         return parts

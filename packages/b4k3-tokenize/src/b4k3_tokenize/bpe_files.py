@@ -193,7 +193,9 @@ def read_vocab_merges(vocab_path, merges_path):
 def read_gguf_tokenizer(path):
     """`BPETokenizer` arguments from a GGUF file's byte-level tokenizer (`tokenizer.ggml.model`
     'gpt2'): tokens, merges, the pre-tokenizer its `tokenizer.ggml.pre` names, control and
-    user-defined tokens as added tokens, the special tokens' roles and the chat template."""
+    user-defined tokens as added tokens, the special tokens' roles and the chat template. Its
+    unknown token is not used for bytes the vocabulary lacks: llama.cpp drops them, and so does
+    Hugging Face."""
     reader = open_gguf(path)
     model = gguf_value(reader, "tokenizer.ggml.model")
     if model != "gpt2":
@@ -231,7 +233,6 @@ def read_gguf_tokenizer(path):
         "bos_token": role("bos"),
         "eos_token": role("eos"),
         "pad_token": role("padding"),
-        "unk_token": role("unknown"),
         "chat_template": gguf_value(reader, "tokenizer.chat_template"),
         "source": str(path),
     }
