@@ -3,6 +3,7 @@
 from b4k3_models.bert import BERT
 from b4k3_models.build import build_transformer_model
 from b4k3_models.checkpoints import DictCheckpoint, SafetensorsCheckpoint, TFCheckpoint, open_checkpoint
+from b4k3_models.gguf_checkpoint import GGUFCheckpoint
 from b4k3_models.keras_weights import load_keras_weights
 from b4k3_models.language_models import (
     LM_Mask,
@@ -25,6 +26,7 @@ __all__ = [
     "DictCheckpoint",
     "Gemma",
     "Gemma2",
+    "GGUFCheckpoint",
     "LM_Mask",
     "Llama",
     "SafetensorsCheckpoint",
