@@ -51,7 +51,12 @@ TENSORS = {
 # name -> (GGUF architecture, Hugging Face classes, config)
 VARIANTS = {
     "llama": ("llama", transformers.LlamaForCausalLM, transformers.LlamaConfig, CONFIG),
-    "llama_tied": ("llama", transformers.LlamaForCausalLM, transformers.LlamaConfig, {**CONFIG, "tie_word_embeddings": True}),
+    "llama_tied": (
+        "llama",
+        transformers.LlamaForCausalLM,
+        transformers.LlamaConfig,
+        {**CONFIG, "tie_word_embeddings": True},
+    ),
     "qwen2": ("qwen2", transformers.Qwen2ForCausalLM, transformers.Qwen2Config, CONFIG),
 }
 
@@ -66,7 +71,9 @@ def gguf_name_and_type(name):
 
 def llama_cpp_permute(weight, heads):
     """llama.cpp's converter (`LlamaModel.permute`): each head's two rotary halves interleaved."""
-    return weight.reshape(heads, 2, weight.shape[0] // heads // 2, *weight.shape[1:]).swapaxes(1, 2).reshape(weight.shape)
+    return (
+        weight.reshape(heads, 2, weight.shape[0] // heads // 2, *weight.shape[1:]).swapaxes(1, 2).reshape(weight.shape)
+    )
 
 
 def write_gguf(path, architecture, config, state, skip=()):
@@ -145,14 +152,14 @@ def test_truncated_gguf_is_an_error_naming_the_file(llama_state, tmp_path):
     whole = write_gguf(tmp_path / "whole.gguf", "llama", CONFIG, llama_state).read_bytes()
     path = tmp_path / "truncated.gguf"
     path.write_bytes(whole[: len(whole) // 2])
-    with pytest.raises(ValueError, match="truncated.gguf"):
+    with pytest.raises(ValueError, match=r"truncated\.gguf"):
         build_transformer_model(checkpoint_path=path)
 
 
 def test_foreign_file_is_an_error_naming_the_file(tmp_path):
     path = tmp_path / "model.gguf"
     path.write_bytes(b"PK\x03\x04" + bytes(200))
-    with pytest.raises(ValueError, match="model.gguf.*not a readable GGUF"):
+    with pytest.raises(ValueError, match=r"model\.gguf is not a readable GGUF"):
         build_transformer_model(checkpoint_path=path)
 
 

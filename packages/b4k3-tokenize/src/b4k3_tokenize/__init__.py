@@ -2,8 +2,8 @@
 
 from b4k3_tokenize.base import TokenizerBase, truncate_sequences
 from b4k3_tokenize.bpe import AddedToken, BPETokenizer
-from b4k3_tokenize.chat_template import render_chat_template
 from b4k3_tokenize.characters import lowercase_and_normalize
+from b4k3_tokenize.chat_template import render_chat_template
 from b4k3_tokenize.sp_tokenizer import SpTokenizer
 from b4k3_tokenize.vocab import load_vocab, save_vocab
 from b4k3_tokenize.wordpiece import Tokenizer

@@ -8,6 +8,7 @@ the lowest-ranked merge first. Decoding joins the tokens' bytes and reads them a
 """
 
 import dataclasses
+import itertools
 
 from b4k3_tokenize.base import TokenizerBase, as_id_list, check_text
 from b4k3_tokenize.pre_tokenizers import GPT2_SPLIT, PreTokenizer, from_byte_level, import_regex
@@ -219,7 +220,8 @@ class BPETokenizer(TokenizerBase):
             parts = list(word)
             ranks = self._ranks
             while len(parts) > 1:
-                candidates = [(ranks[pair], index) for index, pair in enumerate(zip(parts, parts[1:])) if pair in ranks]
+                pairs = enumerate(itertools.pairwise(parts))
+                candidates = [(ranks[pair], index) for index, pair in pairs if pair in ranks]
                 if not candidates:
                     break
                 best = min(candidates)[1]

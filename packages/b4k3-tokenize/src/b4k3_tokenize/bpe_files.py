@@ -73,7 +73,8 @@ def read_tokenizer_json(path):
 
 
 def _pre_tokenizer_from_json(source, pre_tokenizer, normalizer):
-    steps = pre_tokenizer.get("pretokenizers", []) if (pre_tokenizer or {}).get("type") == "Sequence" else [pre_tokenizer]
+    is_sequence = (pre_tokenizer or {}).get("type") == "Sequence"
+    steps = pre_tokenizer.get("pretokenizers", []) if is_sequence else [pre_tokenizer]
     splits, add_prefix_space, byte_level = [], False, False
     regex = import_regex()
     for step in steps:

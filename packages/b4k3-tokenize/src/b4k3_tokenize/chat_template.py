@@ -19,7 +19,9 @@ def render_chat_template(template, messages, add_generation_prompt=False, **vari
     answer); `variables` (`bos_token`, `eos_token`, `tools`, ...) are visible to the template.
     """
     if not isinstance(messages, (list, tuple)) or not all(isinstance(message, dict) for message in messages):
-        raise TypeError(f"messages must be a list of dicts such as {{'role': 'user', 'content': ...}}, got {messages!r:.80}")
+        raise TypeError(
+            f"messages must be a list of dicts such as {{'role': 'user', 'content': ...}}, got {messages!r:.80}"
+        )
     return _compiled(template).render(
         messages=[dict(message) for message in messages], add_generation_prompt=add_generation_prompt, **variables
     )
