@@ -4,6 +4,8 @@ transformers reading the same file (its GGUF loader, which dequantizes to float3
 
 Reference: `AutoModelForCausalLM.from_pretrained(..., gguf_file=...)` in float32, eager attention.
 Tolerances: logits within 1e-4 of the largest logit (relative); greedy tokens identical.
+Decoding a 30-layer model is the slow part (eager on torch): one batch of 32 tokens, one short
+streamed answer.
 """
 
 import importlib.util
@@ -78,24 +80,23 @@ def test_logits_match_transformers_on_chat_prompts(b4k3_model, hf_model, prompts
         assert error < 1e-4, f"relative logit error {error:.2e} on prompt {prompt[:8]}..."
 
 
-def test_greedy_tokens_match_transformers(b4k3_model, hf_model, prompts, tokenizer):
+@pytest.fixture(scope="module")
+def hf_answers(hf_model, prompts, tokenizer):
+    """transformers' greedy tokens for each prompt, up to its end token."""
+    return [hf_greedy(hf_model, prompt, NEW_TOKENS, end_token=tokenizer.eos_token_id) for prompt in prompts]
+
+
+def test_greedy_tokens_match_transformers(b4k3_model, prompts, hf_answers, tokenizer):
     ours = generate(b4k3_model, prompts, NEW_TOKENS, end_token=tokenizer.eos_token_id)
-    for prompt, tokens in zip(prompts, ours, strict=True):
-        expected = hf_greedy(hf_model, prompt, NEW_TOKENS, end_token=tokenizer.eos_token_id)
+    for tokens, expected in zip(ours, hf_answers, strict=True):
         assert tokens == expected, (tokenizer.decode(tokens), tokenizer.decode(expected))
         assert len(tokens) == NEW_TOKENS  # the answers run past 32 tokens: the whole length is compared
 
 
-def test_streamed_tokens_are_the_generated_ones(b4k3_model, prompts, tokenizer):
-    streamed = [step[0] for step in stream(b4k3_model, prompts[:1], NEW_TOKENS, end_token=tokenizer.eos_token_id)]
-    assert [token for token in streamed if token is not None] == generate(
-        b4k3_model, prompts[:1], NEW_TOKENS, end_token=tokenizer.eos_token_id
-    )[0]
-
-
-def test_the_capital_of_france(b4k3_model, tokenizer):
-    # The answer the reference survey recorded for this file under transformers.
+def test_the_capital_of_france_streamed(b4k3_model, tokenizer):
+    # transformers' greedy answer from this file, as the reference survey recorded it.
     messages = [{"role": "user", "content": "What is the capital of France?"}]
     prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True)
-    answer = generate(b4k3_model, [prompt], 24, end_token=tokenizer.eos_token_id)[0]
-    assert tokenizer.decode(answer, skip_special_tokens=True) == "The capital of France is Paris."
+    steps = stream(b4k3_model, [prompt], 24, end_token=tokenizer.eos_token_id)
+    answer = [step[0] for step in steps if step[0] is not None]
+    assert tokenizer.decode(answer) == "The capital of France is Paris.<|im_end|>"

@@ -26,6 +26,7 @@ EXTRA_TEXTS = [
     "<|im_start|>user\nhi there<|im_end|>\n<|im_start|>assistant\n",
     "<|im_start|><|im_start|>x<|im_end|>",
     "I'm sure it's what they'd've said, DON'T YOU'LL",
+    "\x9e\U0004b000",  # a byte SmolLM2 lacks (0xf1) between two that merge once it is dropped
 ]
 
 

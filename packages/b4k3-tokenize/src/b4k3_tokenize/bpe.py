@@ -217,7 +217,9 @@ class BPETokenizer(TokenizerBase):
         if self.ignore_merges and word in self._ids:
             parts = [word]
         else:
-            parts = list(word)
+            # Without an unk token, bytes the vocabulary lacks are dropped before merging (their
+            # neighbours may then merge), as Hugging Face and llama.cpp drop them.
+            parts = [part for part in word if self._token_unk is not None or part in self._ids]
             ranks = self._ranks
             while len(parts) > 1:
                 pairs = enumerate(itertools.pairwise(parts))
@@ -235,8 +237,6 @@ class BPETokenizer(TokenizerBase):
                         merged.append(parts[index])
                         index += 1
                 parts = merged
-        if self._token_unk is None:  # pieces the vocabulary lacks are dropped, as Hugging Face and llama.cpp do
-            parts = [part for part in parts if part in self._ids]
         if len(self._cache) < 100_000:
             self._cache[word] = parts
         return parts
