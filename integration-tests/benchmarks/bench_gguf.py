@@ -130,7 +130,8 @@ def print_table(results, args):
                 verdict = "n/a (HF failed)"
             else:
                 verdict = check(batch["tokens"], reference["batches"][str(batch_size)]["tokens"])
-            print(f"{NAMES[implementation]:18}{backend:12}{result['load_s']:8.1f}{result['peak_rss_mib']:10.0f}", end="")
+            name, load_s, peak = NAMES[implementation], result["load_s"], result["peak_rss_mib"]
+            print(f"{name:18}{backend:12}{load_s:8.1f}{peak:10.0f}", end="")
             print(f"{batch_size:6}{ours:9.1f}{ratio:>12}{batch['first_call_s']:12.2f}  {verdict}")
 
 
