@@ -75,7 +75,7 @@ def check_encode_sentences(output):
     np.testing.assert_array_equal(similarities, similarities.T)
 
 
-CHAT_TOKENS = 32
+CHAT_TOKENS = 16
 
 
 def check_chat(output):
