@@ -8,7 +8,7 @@ from a fixed seed and saved as a Hugging Face directory (safetensors). Every
 implementation loads that same directory and continues the same random 32-token prompts by exactly
 128 greedy tokens (no end token), at batch 1 and batch 8:
 
-- HF transformers `model.generate(do_sample=False, max_new_tokens=128, min_new_tokens=128)` on
+- HF transformers `model.generate(do_sample=False, max_new_tokens=128)` without an end token on
   torch, run eagerly (no `torch.compile`) under `torch.inference_mode()`, with its default
   dynamic KV cache and its default ("sdpa") attention;
 - keras-hub `Llama3CausalLM` / `GPT2CausalLM` `.from_preset(directory, preprocessor=None)` (what
@@ -44,7 +44,7 @@ import tempfile
 import time
 
 import numpy as np
-from bench_workers import installed, load_average, pin_threads, report, run_in_subprocess
+from bench_workers import hf_greedy_call, installed, load_average, pin_threads, report, run_in_subprocess
 
 LLAMA_55M = {
     "vocab_size": 32000,
@@ -167,26 +167,11 @@ def print_bound(weight_bytes, read_bytes):
 
 def hf_generator(spec, directory):
     """HF's causal LM, and a call `(ids, new_tokens)` returning each row's new tokens."""
-    import torch
     import transformers
 
     transformers.utils.logging.set_verbosity_error()
     model = getattr(transformers, spec.hf_class).from_pretrained(directory).eval()
-
-    def call(ids, new_tokens):
-        inputs = torch.from_numpy(ids).long()
-        with torch.inference_mode():
-            output = model.generate(
-                inputs,
-                attention_mask=torch.ones_like(inputs),
-                do_sample=False,
-                max_new_tokens=new_tokens,
-                min_new_tokens=new_tokens,
-                pad_token_id=0,
-            )
-        return output[:, ids.shape[1] :].numpy()
-
-    return call, f"generate, {model.config._attn_implementation} attention, inference_mode"
+    return hf_greedy_call(model), f"generate, {model.config._attn_implementation} attention, inference_mode"
 
 
 def keras_hub_generator(spec, directory):

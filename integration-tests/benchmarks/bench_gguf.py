@@ -31,7 +31,7 @@ import time
 
 import numpy as np
 from bench_generate import check, prompts
-from bench_workers import installed, load_average, pin_threads, report, run_in_subprocess
+from bench_workers import hf_greedy_call, installed, load_average, pin_threads, report, run_in_subprocess
 
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 VOCAB_SIZE = 49_152
@@ -55,23 +55,7 @@ def hf_generator(path):
     model = transformers.AutoModelForCausalLM.from_pretrained(
         str(path.parent), gguf_file=path.name, dtype=torch.float32, attn_implementation="eager"
     ).eval()
-    # No end token, as b4k3 runs here: every row gets exactly `new_tokens` (with `min_new_tokens`
-    # instead, HF would mask the end token's logit and differ where a row's argmax is the end).
-    model.generation_config.eos_token_id = None
-
-    def call(ids, new_tokens):
-        inputs = torch.from_numpy(ids).long()
-        with torch.inference_mode():
-            output = model.generate(
-                inputs,
-                attention_mask=torch.ones_like(inputs),
-                do_sample=False,
-                max_new_tokens=new_tokens,
-                pad_token_id=0,
-            )
-        return output[:, ids.shape[1] :].numpy()
-
-    return call
+    return hf_greedy_call(model)
 
 
 def b4k3_generator(path):

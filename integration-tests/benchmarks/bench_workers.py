@@ -29,6 +29,30 @@ def run_in_subprocess(command, backend=None, **environment):
     return {"error": lines[-1]}
 
 
+def hf_greedy_call(model):
+    """A call `(ids, new_tokens)` of an HF causal LM: greedy `generate` under inference mode,
+    returning each row's new tokens (NumPy). No end token, as b4k3 runs in the benchmarks: every
+    row gets exactly `new_tokens` (with `min_new_tokens` instead, HF would mask the end token's
+    logit and differ where a row's argmax is the end)."""
+    import torch
+
+    model.generation_config.eos_token_id = None
+
+    def call(ids, new_tokens):
+        inputs = torch.from_numpy(ids).long()
+        with torch.inference_mode():
+            output = model.generate(
+                inputs,
+                attention_mask=torch.ones_like(inputs),
+                do_sample=False,
+                max_new_tokens=new_tokens,
+                pad_token_id=0,
+            )
+        return output[:, ids.shape[1] :].numpy()
+
+    return call
+
+
 def pin_threads(threads, framework):
     """Pins this process to its first `threads` cores (XLA sizes its thread pool from them) and gives
     torch or TensorFlow the same count; returns the count the framework reports."""
