@@ -8,7 +8,7 @@ within 1e-5 / 1e-4), for BERT's learned absolute positions taken from the cache 
 import keras
 import numpy as np
 import pytest
-from family_checks import TINY_BERT, TINY_BERT_ARGUMENTS, predict, run_decoding_protocol_test
+from family_checks import TINY_BERT, TINY_BERT_ARGUMENTS, TINY_GEMMA2, predict, run_decoding_protocol_test
 
 from b4k3_models import BERT, Gemma, Gemma2, Llama, build_transformer_model, open_checkpoint
 from b4k3_models.checkpoint_names import HF_CONV1D_NAMES, HF_NAMES
@@ -76,18 +76,7 @@ def test_every_family_keeps_bert4keras_layer_names():
 
 def test_config_translation_extends_the_parent_family():
     """Gemma2's translation is Gemma's plus its own settings."""
-    hf_config = {
-        "model_type": "gemma2",
-        "vocab_size": 64,
-        "hidden_size": 32,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 4,
-        "num_key_value_heads": 2,
-        "intermediate_size": 40,
-        "head_dim": 16,
-        "sliding_window": 4,
-        "attn_logit_softcapping": 2.0,
-    }
+    hf_config = {**TINY_GEMMA2, "model_type": "gemma2"}
     config = Gemma2.from_hf_config(hf_config)
     gemma = Gemma.from_hf_config(hf_config)
     assert {name: config[name] for name in gemma} == gemma
