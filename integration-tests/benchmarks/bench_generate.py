@@ -260,6 +260,15 @@ def check(tokens, reference):
     return "match"
 
 
+def versus_hf(implementation, batch, reference, batch_size):
+    """How a run's tokens at `batch_size` compare with HF's (`reference`, HF's result)."""
+    if implementation == "hf":
+        return "(reference)"
+    if "error" in reference:
+        return "n/a (HF failed)"
+    return check(batch["tokens"], reference["batches"][str(batch_size)]["tokens"])
+
+
 def print_table(results, args):
     """One row per implementation and batch size: speed, compile time, the check against HF."""
     reference = results["hf", "torch"]
@@ -276,12 +285,7 @@ def print_table(results, args):
             speed = tokens_per_second(result, batch_size, args)
             token_ms = seconds / args.new_tokens * 1e3
             step_ms = (seconds - one_token) / max(args.new_tokens - 1, 1) * 1e3
-            if implementation == "hf":
-                verdict = "(reference)"
-            elif "error" in reference:
-                verdict = "n/a (HF failed)"
-            else:
-                verdict = check(batch["tokens"], reference["batches"][str(batch_size)]["tokens"])
+            verdict = versus_hf(implementation, batch, reference, batch_size)
             print(f"{name:26}{backend:12}{batch_size:6}{speed:9.1f}{seconds:8.2f}{token_ms:10.2f}", end="")
             print(f"{one_token * 1e3:12.1f}{step_ms:9.2f}{batch['first_call_s']:12.2f}{result['load_s']:8.1f}", end="")
             print(f"{result['threads']:9}  {verdict:28}", end="")

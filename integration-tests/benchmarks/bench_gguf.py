@@ -30,7 +30,7 @@ import sys
 import time
 
 import numpy as np
-from bench_generate import check, prompts
+from bench_generate import prompts, versus_hf
 from bench_workers import hf_greedy_call, installed, load_average, pin_threads, report, run_in_subprocess
 
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -110,12 +110,7 @@ def print_table(results, args):
             batch = result["batches"][str(batch_size)]
             ours, theirs = speed(result, batch_size, args), speed(reference, batch_size, args)
             ratio = f"{ours / theirs:.2f}x" if theirs else "n/a"
-            if implementation == "hf":
-                verdict = "(reference)"
-            elif "error" in reference:
-                verdict = "n/a (HF failed)"
-            else:
-                verdict = check(batch["tokens"], reference["batches"][str(batch_size)]["tokens"])
+            verdict = versus_hf(implementation, batch, reference, batch_size)
             name, load_s, peak = NAMES[implementation], result["load_s"], result["peak_rss_mib"]
             print(f"{name:18}{backend:12}{load_s:8.1f}{peak:10.0f}", end="")
             print(f"{batch_size:6}{ours:9.1f}{ratio:>12}{batch['first_call_s']:12.2f}  {verdict}")
