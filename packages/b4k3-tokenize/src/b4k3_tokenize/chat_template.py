@@ -48,7 +48,7 @@ def _compiled(template):
         import jinja2.ext
         from jinja2.sandbox import ImmutableSandboxedEnvironment
     except ImportError:
-        raise ImportError("Chat templates need jinja2: pip install 'b4k3-tokenize[bpe]'") from None
+        raise ImportError("Chat templates need jinja2: pip install jinja2 (the [bpe] extra of b4k3-tokenize)") from None
     environment = ImmutableSandboxedEnvironment(
         trim_blocks=True, lstrip_blocks=True, extensions=[jinja2.ext.loopcontrols]
     )

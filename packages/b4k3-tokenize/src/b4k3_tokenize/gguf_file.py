@@ -9,7 +9,9 @@ def open_gguf(path):
     try:
         from gguf import GGUFReader
     except ImportError:
-        raise ImportError("Reading GGUF files needs the gguf package: pip install 'b4k3-tokenize[gguf]'") from None
+        raise ImportError(
+            "Reading GGUF files needs the gguf package: pip install gguf (the [gguf] extra of b4k3-tokenize)"
+        ) from None
     path = pathlib.Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"No GGUF file at {str(path)!r}")

@@ -44,7 +44,9 @@ def import_regex():
     try:
         import regex
     except ImportError:
-        raise ImportError("Byte-level BPE needs the regex package: pip install 'b4k3-tokenize[bpe]'") from None
+        raise ImportError(
+            "Byte-level BPE needs the regex package: pip install regex (the [bpe] extra of b4k3-tokenize)"
+        ) from None
     return regex
 
 
