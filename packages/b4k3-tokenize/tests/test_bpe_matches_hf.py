@@ -172,6 +172,19 @@ def test_gpt2_vocab_and_merges_match_tokenizers(gpt2_style, gpt2_tokenizer, text
     assert_same_ids(gpt2_tokenizer, gpt2_style[1], texts)
 
 
+def test_gpt2_vocab_and_merges_match_transformers_gpt2_tokenizer(gpt2_style, gpt2_tokenizer, texts, tmp_path):
+    # What a GPT-2 checkpoint's users call: transformers' GPT2Tokenizer on a folder of the two files.
+    from transformers import GPT2Tokenizer
+
+    for name in ("vocab.json", "merges.txt"):
+        (tmp_path / name).write_bytes((gpt2_style[0] / name).read_bytes())
+    hf = GPT2Tokenizer.from_pretrained(str(tmp_path))
+    for text in texts:
+        ids = hf(text)["input_ids"]
+        assert gpt2_tokenizer.token_ids(text) == ids, text
+        assert gpt2_tokenizer.decode(ids) == hf.decode(ids), text
+
+
 def test_gpt2_tokenizer_json_matches_tokenizers(gpt2_style, texts):
     folder, reference = gpt2_style
     assert_same_ids(BPETokenizer.from_tokenizer_json(folder / "tokenizer.json"), reference, texts)
