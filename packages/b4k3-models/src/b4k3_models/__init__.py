@@ -1,5 +1,6 @@
 """Transformer model families for b4k3 and the readers of their pretrained checkpoints."""
 
+from b4k3_models.albert import ALBERT, ALBERT_Unshared
 from b4k3_models.bert import BERT
 from b4k3_models.build import build_transformer_model
 from b4k3_models.checkpoints import DictCheckpoint, SafetensorsCheckpoint, TFCheckpoint, open_checkpoint
@@ -20,11 +21,13 @@ from b4k3_models.weight_maps import CheckpointMismatchError, CheckpointMismatchW
 __version__ = "0.1.0"
 
 __all__ = [
+    "ALBERT",
     "BERT",
     "GPT",
     "GPT2",
     "GPT2_ML",
     "MODELS",
+    "ALBERT_Unshared",
     "CheckpointMismatchError",
     "CheckpointMismatchWarning",
     "DictCheckpoint",

@@ -16,6 +16,7 @@ ARCHITECTURE_PREFIXES = {
     "XLMRoberta": "xlm-roberta",
     "Roberta": "roberta",
     "Bert": "bert",
+    "Albert": "albert",
     "Llama": "llama",
     "Qwen2": "qwen2",
     "Gemma2": "gemma2",

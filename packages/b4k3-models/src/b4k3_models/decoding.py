@@ -43,7 +43,7 @@ absolute through `decoding_inputs`' position ids, relative through `cache_positi
 the attention mask from the positions.
 """
 
-from b4k3_models.transformer import ATTENTION, ModelInputs, block_layer_name
+from b4k3_models.transformer import ATTENTION, ModelInputs
 from b4k3_ops import ops
 
 
@@ -76,7 +76,7 @@ class CachedDecoding:
         """The empty KV cache: one `(batch, 2, max_length, kv_heads, head_size)` tensor per layer,
         in the attention's compute dtype unless `dtype` says otherwise."""
         self.check_can_decode()
-        dtype = dtype or self.layers[self.prefixed(block_layer_name(0, ATTENTION))].compute_dtype
+        dtype = dtype or self.layers[self.prefixed(self.sublayer_name(0, ATTENTION))].compute_dtype
         shape = (batch_size, 2, max_length, self.num_attention_heads, self.attention_head_size)
         return [ops.zeros(shape, dtype=dtype) for _ in range(self.num_hidden_layers)]
 

@@ -1,6 +1,7 @@
 """The one registry of model families: `build_transformer_model(model=...)` names, and the
 Hugging Face `model_type`s b4k3 reads (each family translates its config, `from_hf_config`)."""
 
+from b4k3_models.albert import ALBERT, ALBERT_Unshared
 from b4k3_models.bert import BERT
 from b4k3_models.gpt import GPT, GPT2, GPT2_ML
 from b4k3_models.llama import Gemma, Gemma2, Llama
@@ -9,6 +10,8 @@ from b4k3_models.llama import Gemma, Gemma2, Llama
 MODELS = {
     "bert": BERT,
     "roberta": BERT,
+    "albert": ALBERT,
+    "albert_unshared": ALBERT_Unshared,
     "gpt": GPT,
     "gpt2": GPT2,
     "gpt2_ml": GPT2_ML,
@@ -24,6 +27,7 @@ HF_MODEL_TYPES = {
     "bert": "bert",
     "roberta": "roberta",
     "xlm-roberta": "roberta",
+    "albert": "albert",
     "openai-gpt": "gpt",
     "gpt2": "gpt2",
     "llama": "llama",
