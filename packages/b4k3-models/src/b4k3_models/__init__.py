@@ -4,6 +4,7 @@ from b4k3_models.albert import ALBERT, ALBERT_Unshared
 from b4k3_models.bert import BERT
 from b4k3_models.build import build_transformer_model
 from b4k3_models.checkpoints import DictCheckpoint, SafetensorsCheckpoint, TFCheckpoint, open_checkpoint
+from b4k3_models.electra import ELECTRA
 from b4k3_models.gguf_checkpoint import GGUFCheckpoint
 from b4k3_models.gpt import GPT, GPT2, GPT2_ML
 from b4k3_models.keras_weights import load_keras_weights
@@ -23,6 +24,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ALBERT",
     "BERT",
+    "ELECTRA",
     "GPT",
     "GPT2",
     "GPT2_ML",

@@ -17,6 +17,7 @@ ARCHITECTURE_PREFIXES = {
     "Roberta": "roberta",
     "Bert": "bert",
     "Albert": "albert",
+    "Electra": "electra",
     "Llama": "llama",
     "Qwen2": "qwen2",
     "Gemma2": "gemma2",

@@ -3,6 +3,7 @@ Hugging Face `model_type`s b4k3 reads (each family translates its config, `from_
 
 from b4k3_models.albert import ALBERT, ALBERT_Unshared
 from b4k3_models.bert import BERT
+from b4k3_models.electra import ELECTRA
 from b4k3_models.gpt import GPT, GPT2, GPT2_ML
 from b4k3_models.llama import Gemma, Gemma2, Llama
 
@@ -12,6 +13,7 @@ MODELS = {
     "roberta": BERT,
     "albert": ALBERT,
     "albert_unshared": ALBERT_Unshared,
+    "electra": ELECTRA,
     "gpt": GPT,
     "gpt2": GPT2,
     "gpt2_ml": GPT2_ML,
@@ -28,6 +30,7 @@ HF_MODEL_TYPES = {
     "roberta": "roberta",
     "xlm-roberta": "roberta",
     "albert": "albert",
+    "electra": "electra",
     "openai-gpt": "gpt",
     "gpt2": "gpt2",
     "llama": "llama",
