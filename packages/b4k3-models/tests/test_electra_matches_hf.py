@@ -3,6 +3,7 @@
 (discriminator) and `ElectraForMaskedLM` (generator) outputs on a padded batch, within 1e-5
 relative / 1e-4 absolute (fp32). Weights are drawn at std 0.2."""
 
+import copy
 import json
 
 import numpy as np
@@ -110,7 +111,7 @@ def google_pretraining(discriminator, generator, tmp_path_factory):
     the generator under `generator/`, one set of embedding tables (the generator's reference is
     given the discriminator's), the heads, training state; with each model's config."""
     _, discriminator = discriminator
-    _, generator = generator
+    generator = copy.deepcopy(generator[1])
     generator.electra.embeddings.load_state_dict(discriminator.electra.embeddings.state_dict())
     arrays = google_arrays(discriminator, DISCRIMINATOR_RENAMES)
     arrays.update(google_arrays(generator, GENERATOR_RENAMES, skip=["electra.embeddings.", "generator_lm_head.weight"]))
