@@ -139,7 +139,7 @@ def test_albert_unshared_loads_the_shared_block_into_every_layer(albert_pretrain
 def test_google_albert_checkpoint_gives_hf_outputs(albert_pretraining, batch, tmp_path):
     """`bert_model.ckpt` with Google's ALBERT names, and its `albert_config.json`."""
     _, reference = albert_pretraining
-    arrays = google_arrays(reference, GOOGLE_RENAMES, skip=["predictions.decoder"])
+    arrays = google_arrays(reference.state_dict(), GOOGLE_RENAMES, skip=["predictions.decoder"])
     assert "bert/encoder/transformer/group_0/inner_group_0/ffn_1/intermediate/output/dense/kernel" in arrays
     write_tf_checkpoint(arrays, tmp_path / "model.ckpt-best")
     # Google's ALBERT writes "gelu" for its tanh GELU; bert4keras reads "gelu" as the erf GELU.

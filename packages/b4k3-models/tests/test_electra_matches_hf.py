@@ -113,8 +113,9 @@ def google_pretraining(discriminator, generator, tmp_path_factory):
     _, discriminator = discriminator
     generator = copy.deepcopy(generator[1])
     generator.electra.embeddings.load_state_dict(discriminator.electra.embeddings.state_dict())
-    arrays = google_arrays(discriminator, DISCRIMINATOR_RENAMES)
-    arrays.update(google_arrays(generator, GENERATOR_RENAMES, skip=["electra.embeddings.", "generator_lm_head.weight"]))
+    arrays = google_arrays(discriminator.state_dict(), DISCRIMINATOR_RENAMES)
+    shared = ["electra.embeddings.", "generator_lm_head.weight"]  # stored once / tied
+    arrays.update(google_arrays(generator.state_dict(), GENERATOR_RENAMES, skip=shared))
     arrays["global_step"] = np.array(1000, dtype="int64")
     directory = tmp_path_factory.mktemp("google_electra")
     write_tf_checkpoint(arrays, directory / "model.ckpt")

@@ -15,6 +15,7 @@ from b4k3_models.language_models import (
     extend_with_unified_language_model,
 )
 from b4k3_models.llama import Gemma, Gemma2, Llama
+from b4k3_models.nezha import NEZHA
 from b4k3_models.registry import MODELS
 from b4k3_models.transformer import Transformer
 from b4k3_models.weight_maps import CheckpointMismatchError, CheckpointMismatchWarning, Weight
@@ -29,6 +30,7 @@ __all__ = [
     "GPT2",
     "GPT2_ML",
     "MODELS",
+    "NEZHA",
     "ALBERT_Unshared",
     "CheckpointMismatchError",
     "CheckpointMismatchWarning",

@@ -18,6 +18,7 @@ ARCHITECTURE_PREFIXES = {
     "Bert": "bert",
     "Albert": "albert",
     "Electra": "electra",
+    "Nezha": "nezha",
     "Llama": "llama",
     "Qwen2": "qwen2",
     "Gemma2": "gemma2",

@@ -6,6 +6,7 @@ from b4k3_models.bert import BERT
 from b4k3_models.electra import ELECTRA
 from b4k3_models.gpt import GPT, GPT2, GPT2_ML
 from b4k3_models.llama import Gemma, Gemma2, Llama
+from b4k3_models.nezha import NEZHA
 
 # name given to build_transformer_model (case-insensitive) -> family class
 MODELS = {
@@ -14,6 +15,7 @@ MODELS = {
     "albert": ALBERT,
     "albert_unshared": ALBERT_Unshared,
     "electra": ELECTRA,
+    "nezha": NEZHA,
     "gpt": GPT,
     "gpt2": GPT2,
     "gpt2_ml": GPT2_ML,
@@ -31,6 +33,7 @@ HF_MODEL_TYPES = {
     "xlm-roberta": "roberta",
     "albert": "albert",
     "electra": "electra",
+    "nezha": "nezha",
     "openai-gpt": "gpt",
     "gpt2": "gpt2",
     "llama": "llama",
