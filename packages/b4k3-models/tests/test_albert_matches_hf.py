@@ -110,6 +110,18 @@ def test_albert_for_masked_lm_probabilities(tmp_path, batch):
     run_family_parity_test(directory, [ids, segments], expected, mask, with_mlm=True)
 
 
+def test_keep_tokens_shrink_the_vocabulary(albert_pretraining, batch):
+    """`keep_tokens` keeps the checkpoint's rows (embeddings and MLM bias) of the ids it lists."""
+    directory, reference = albert_pretraining
+    ids, mask, segments = batch
+    keep = sorted(set(ids.ravel().tolist()))  # the batch's ids, the pad id 0 first (it stays 0)
+    new_ids = np.searchsorted(keep, ids).astype("int32")
+    expected = hf_outputs(reference, ids, mask, segments).prediction_logits.numpy()[..., keep]
+
+    model = build_transformer_model(checkpoint_path=directory, keep_tokens=keep, with_mlm="linear")
+    assert_matches(predict(model, [new_ids, segments]), expected, mask)
+
+
 def test_one_block_serves_every_layer(albert_pretraining):
     """ALBERT builds one block: the same weights whatever `num_hidden_layers`, named as bert4keras did."""
     directory, _ = albert_pretraining
