@@ -98,7 +98,18 @@ def check_chat(output):
 
 # What each example must print, by script name: every example needs one. The arguments it runs
 # with, where it takes some (a short answer keeps the chat example quick).
-OUTPUT_CHECKS = {"encode_sentences.py": check_encode_sentences, "chat.py": check_chat}
+def check_downstream_decoder(output):
+    assert printed_backend(output) == os.environ.get("KERAS_BACKEND", "tensorflow")
+    assert "greedy equals the plain loop: True" in output, output
+    assert "equals the plain loop with them banned: True" in output, output
+    assert len(re.findall(r"^  \[", output, re.MULTILINE)) > 1, f"no streamed steps:\n{output}"
+
+
+OUTPUT_CHECKS = {
+    "encode_sentences.py": check_encode_sentences,
+    "chat.py": check_chat,
+    "downstream_decoder.py": check_downstream_decoder,
+}
 ARGUMENTS = {"chat.py": ["--max-new-tokens", str(CHAT_TOKENS)]}
 
 
