@@ -65,10 +65,8 @@ def write(name, model, base, lengths, seed):
     )
     ids, segments, mask = ragged_batch(lengths, seed)
     with torch.no_grad():
-        inputs = {
-            name: torch.tensor(array)
-            for name, array in zip(("input_ids", "token_type_ids", "attention_mask"), (ids, segments, mask))
-        }
+        names = ("input_ids", "token_type_ids", "attention_mask")
+        inputs = {name: torch.tensor(array) for name, array in zip(names, (ids, segments, mask), strict=True)}
         hidden = getattr(model, base)(**inputs)[0]
         logits = model(**inputs).logits
     np.savez_compressed(
