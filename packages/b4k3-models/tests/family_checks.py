@@ -46,6 +46,9 @@ TINY_BERT_ARGUMENTS = {
 # attention logits and final logits are large enough for Gemma2's soft caps to bite.
 INITIALIZER_RANGE = 0.2
 
+# A RoFormer with factorized embeddings (embedding_size < hidden_size), its matrices drawn at std 0.2.
+TINY_ROFORMER = {**TINY_BERT, "embedding_size": 24, "initializer_range": INITIALIZER_RANGE}
+
 LLAMA3_ROPE = {
     "rope_type": "llama3",
     "rope_theta": 10_000.0,

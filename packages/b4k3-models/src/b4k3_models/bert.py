@@ -7,7 +7,7 @@ from b4k3_layers import Embedding, FeedForward, PositionEmbedding, ScaleOffset
 from b4k3_models.checkpoint_names import GOOGLE_NAMES, HF_NAMES, hf_base_prefix
 from b4k3_models.decoding import CachedDecoding
 from b4k3_models.hf_configs import hf_activation, reject_unsupported
-from b4k3_models.language_models import LM_Mask, UniLM_Mask
+from b4k3_models.language_models import LM_Mask
 from b4k3_models.masks import MaskedAdd
 from b4k3_models.transformer import ATTENTION, FEED_FORWARD, ModelInputs, Transformer
 from b4k3_models.weight_maps import Weight, rows_from, transposed
@@ -58,8 +58,8 @@ class BERT(CachedDecoding, Transformer):
     Outputs: the sequence output when no head is asked for; with heads, only the heads' outputs
     (one bare, several as a list in the order pool/NSP, MLM), as in bert4keras.
 
-    Built with `application='lm'` it decodes with a KV cache (`call_with_cache`), its learned
-    positions taken from the cache index.
+    Built with `application='lm'` or `'unilm'` it decodes with a KV cache (`call_with_cache`), its
+    learned positions taken from the cache index.
     """
 
     honoured_options = frozenset(
@@ -108,6 +108,8 @@ class BERT(CachedDecoding, Transformer):
         self.checkpoint_position_offset = checkpoint_position_offset
 
     optional_layers = ("Pooler-Dense", "NSP-Proba", "MLM-Dense", "MLM-Norm", "MLM-Bias")
+    # The prefixes of the base model's keys in Hugging Face checkpoints of the family.
+    hf_base_prefixes = ("bert.", "roberta.")
 
     def get_inputs(self):
         """Token ids, then segment ids (if `segment_vocab_size > 0`), then position ids (if
@@ -207,10 +209,11 @@ class BERT(CachedDecoding, Transformer):
 
     def check_can_decode(self):
         super().check_can_decode()
-        if not isinstance(self, LM_Mask) or isinstance(self, UniLM_Mask):
+        if not isinstance(self, LM_Mask):
             raise TypeError(
                 f"{type(self).__name__} cannot decode: it sees every token both ways; build it with "
-                "build_transformer_model(..., application='lm') to continue text token by token"
+                "build_transformer_model(..., application='lm') to continue text token by token, or "
+                "application='unilm' to generate a target after a source"
             )
         if self.with_pool:
             raise TypeError(f"{type(self).__name__}: a decoding model has one output, its LM head; remove with_pool")
