@@ -14,6 +14,7 @@ from b4k3_models.language_models import (
 )
 from b4k3_models.llama import Gemma, Gemma2, Llama
 from b4k3_models.registry import MODELS
+from b4k3_models.t5 import T5, T5_Decoder, T5_Encoder
 from b4k3_models.transformer import Transformer
 from b4k3_models.weight_maps import CheckpointMismatchError, CheckpointMismatchWarning, Weight
 
@@ -25,6 +26,7 @@ __all__ = [
     "GPT2",
     "GPT2_ML",
     "MODELS",
+    "T5",
     "CheckpointMismatchError",
     "CheckpointMismatchWarning",
     "DictCheckpoint",
@@ -34,6 +36,8 @@ __all__ = [
     "LM_Mask",
     "Llama",
     "SafetensorsCheckpoint",
+    "T5_Decoder",
+    "T5_Encoder",
     "TFCheckpoint",
     "Transformer",
     "UniLM_Mask",

@@ -20,6 +20,8 @@ ARCHITECTURE_PREFIXES = {
     "Qwen2": "qwen2",
     "Gemma2": "gemma2",
     "Gemma": "gemma",
+    "MT5": "mt5",
+    "T5": "t5",
 }
 
 
