@@ -89,13 +89,14 @@ class Decoder:
     def cache_lengths(self, prompt_width, max_length):
         return cache_lengths(prompt_width, max_length) if self.grows else [max_length]
 
-    def decode(self, token_ids, prompt_lengths, end_positions, seed, prompt_width):
-        """The `(batch, max_length)` tokens: prompts, generated tokens, end-token fill."""
+    def decode(self, token_ids, prompt_lengths, end_positions, seed, prompt_width, encoder_inputs=None):
+        """The `(batch, max_length)` tokens: prompts, generated tokens, end-token fill.
+        `encoder_inputs`: an encoder-decoder's encoder token ids (its `token_ids` are the decoder's)."""
         if self._segment is None:
-            states = self.states(token_ids, prompt_lengths, end_positions, seed, prompt_width)
+            states = self.states(token_ids, prompt_lengths, end_positions, seed, prompt_width, encoder_inputs)
             return self._finish(collections.deque(states, maxlen=1)[0])  # the last state
         lengths = self.cache_lengths(prompt_width, np.shape(token_ids)[1])
-        state = self._prefill(token_ids, prompt_lengths, end_positions, seed, prompt_width, lengths[0])
+        state = self._prefill(token_ids, prompt_lengths, end_positions, seed, prompt_width, lengths[0], encoder_inputs)
         state = self._segment(state, lengths[0])
         for length in lengths[1:]:
             if bool(keras.ops.all(state.finished)):
@@ -103,20 +104,20 @@ class Decoder:
             state = self._segment(self._resize(state, length), length)
         return self._finish(state)
 
-    def steps(self, token_ids, prompt_lengths, end_positions, seed, prompt_width):
+    def steps(self, token_ids, prompt_lengths, end_positions, seed, prompt_width, encoder_inputs=None):
         """Yields `(tokens, running)` after each step: the `(batch,)` tokens just written and which
         rows were still running when they were (NumPy); returns the finished buffer."""
         running = np.ones(len(prompt_lengths), dtype=bool)
-        for state in self.states(token_ids, prompt_lengths, end_positions, seed, prompt_width):
+        for state in self.states(token_ids, prompt_lengths, end_positions, seed, prompt_width, encoder_inputs):
             yield keras.ops.convert_to_numpy(state.token), running
             running = ~keras.ops.convert_to_numpy(state.finished)
         return keras.ops.convert_to_numpy(self._finish(state))
 
-    def states(self, token_ids, prompt_lengths, end_positions, seed, prompt_width):
+    def states(self, token_ids, prompt_lengths, end_positions, seed, prompt_width, encoder_inputs=None):
         """Yields the loop state after the prefill and after each step, until every row has
         ended; the cache grows before a step that would not fit it. One host check per step."""
         lengths = self.cache_lengths(prompt_width, np.shape(token_ids)[1])
-        state = self._prefill(token_ids, prompt_lengths, end_positions, seed, prompt_width, lengths[0])
+        state = self._prefill(token_ids, prompt_lengths, end_positions, seed, prompt_width, lengths[0], encoder_inputs)
         while True:
             yield state
             running = ~keras.ops.convert_to_numpy(state.finished)
@@ -252,7 +253,7 @@ def generate(
             unset ones come from the transformer (the arguments given to build_transformer_model).
         jit_compile: 'auto', True or False, as in `build_cache_model`.
     """
-    settings, buffer, lengths, ends, width = _batch(
+    settings, buffer, lengths, ends, width, encoder_inputs = _batch(
         transformer,
         prompts,
         max_new_tokens,
@@ -266,7 +267,9 @@ def generate(
         penalty_window=penalty_window,
         max_penalty_range=max_penalty_range,
     )
-    output = decoder(transformer, settings, jit_compile).decode(buffer, lengths, ends, _seed(seed), width)
+    output = decoder(transformer, settings, jit_compile).decode(
+        buffer, lengths, ends, _seed(seed), width, encoder_inputs
+    )
     output = keras.ops.convert_to_numpy(output)
     return [
         _new_tokens(output[row, length : length + max_new_tokens], settings.end_tokens)
@@ -291,7 +294,7 @@ def stream(
 ):
     """`generate`, yielding as the tokens are produced: at each step, one entry per row, the token
     it just produced or None once it has ended. Same arguments as `generate`."""
-    settings, buffer, lengths, ends, width = _batch(
+    settings, buffer, lengths, ends, width, encoder_inputs = _batch(
         transformer,
         prompts,
         max_new_tokens,
@@ -305,7 +308,8 @@ def stream(
         penalty_window=penalty_window,
         max_penalty_range=max_penalty_range,
     )
-    for tokens, running in decoder(transformer, settings, jit_compile).steps(buffer, lengths, ends, _seed(seed), width):
+    steps = decoder(transformer, settings, jit_compile).steps(buffer, lengths, ends, _seed(seed), width, encoder_inputs)
+    for tokens, running in steps:
         yield [int(token) if is_running else None for token, is_running in zip(tokens, running, strict=True)]
 
 
@@ -317,27 +321,41 @@ def _round_up(value, multiple):
 
 
 def _batch(transformer, prompts, max_new_tokens, end_token, search_mode, k, jit_compile, **processing):
-    """The settings and the `(buffer, lengths, end positions, prompt width)` of a list of prompts;
-    `processing` is the caller's processing settings (None: the transformer's)."""
+    """The settings and the `(buffer, lengths, end positions, prompt width, encoder inputs)` of a
+    list of prompts; `processing` is the caller's processing settings (None: the transformer's).
+
+    For an encoder-decoder (`is_encoder_decoder`) the prompts are the encoder's inputs,
+    right-padded with its `pad_token_id`, and each row's decoder starts from
+    `[decoder_start_token_id]`; for other models the encoder inputs are None."""
     if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, numbers.Integral) or max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be a positive int, got {max_new_tokens!r}")
     check_transformer(transformer)
     prompts = check_prompts(prompts)
     check_jit_compile(jit_compile)
     settings = decode_settings(transformer, end_token, search_mode, k, **processing)
-    lengths = np.array([len(prompt) for prompt in prompts], dtype="int32")
     for prompt in prompts:
         check_token_ids(transformer, prompt)
+    encoder_inputs = None
+    if getattr(transformer, "is_encoder_decoder", False):  # optional in the protocol
+        encoder_width = _round_up(max(len(prompt) for prompt in prompts), PREFILL_MULTIPLE)
+        encoder_inputs = _padded(prompts, encoder_width, transformer.pad_token_id)
+        prompts = [[transformer.decoder_start_token_id] for _ in prompts]
+    lengths = np.array([len(prompt) for prompt in prompts], dtype="int32")
     check_length(transformer, int(lengths.max()) + max_new_tokens)
     # Shapes rounded up, so calls with other lengths reuse a compiled loop: the buffer to a multiple
     # of 64 positions (rows still stop at their own end), the prefill to 16 (padding past a row's
     # prompt is written to its cache, then overwritten by its own tokens before anything reads it).
     total = _round_up(int(lengths.max()) + max_new_tokens, BUFFER_MULTIPLE)
     width = min(_round_up(int(lengths.max()), PREFILL_MULTIPLE), total)
-    buffer = np.zeros((len(prompts), total), dtype="int32")
+    return settings, _padded(prompts, total), lengths, lengths + max_new_tokens, width, encoder_inputs
+
+
+def _padded(prompts, width, pad_id=0):
+    """`(len(prompts), width)` int32: each prompt followed by `pad_id`."""
+    buffer = np.full((len(prompts), width), pad_id, dtype="int32")
     for row, prompt in enumerate(prompts):
         buffer[row, : len(prompt)] = prompt
-    return settings, buffer, lengths, lengths + max_new_tokens, width
+    return buffer
 
 
 def _new_tokens(row, end_tokens):
