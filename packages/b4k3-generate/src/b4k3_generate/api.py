@@ -151,7 +151,15 @@ class CacheModel:
 
     def __init__(self, transformer, input_lengths, settings, index_bias=0, progress_print=False, jit_compile="auto"):
         lengths = list(input_lengths) if isinstance(input_lengths, (list, tuple)) else [input_lengths]
-        if not lengths or not all(isinstance(n, numbers.Integral) and n > 0 for n in lengths):
+        self.encoder_decoder = getattr(transformer, "is_encoder_decoder", False)  # optional in the protocol
+        if self.encoder_decoder:
+            if len(lengths) != 2 or not (lengths[0] is None or _is_positive_int(lengths[0])):
+                raise ValueError(
+                    "input_lengths of an encoder-decoder are [encoder length (or None: any), decoder length], "
+                    f"got {input_lengths!r}"
+                )
+            self.encoder_length, lengths = lengths[0], lengths[1:]
+        if not lengths or not all(_is_positive_int(n) for n in lengths):
             raise ValueError(f"input_lengths must be positive ints, one per model input, got {input_lengths!r}")
         check_length(transformer, int(lengths[0]))
         self.transformer = transformer
@@ -171,7 +179,14 @@ class CacheModel:
     def predict(self, tokens, prompt_lengths=None, seed=None):
         """`tokens` `(batch, <= max_length)` int prompts, right-padded with 0 -> `(batch, max_length)`
         int32: each prompt followed by its generated tokens, rows ended with `end_token` filled with
-        it. `prompt_lengths` overrides the trailing-zero rule (for prompts that end with token 0)."""
+        it. `prompt_lengths` overrides the trailing-zero rule (for prompts that end with token 0).
+
+        An encoder-decoder takes `[encoder tokens, decoder tokens]`: the encoder's `(batch, len)`
+        right-padded with its pad id, and the decoder's prompts as above, each starting with the
+        decoder start token (T5: 0, so build with `index_bias=1`)."""
+        encoder_inputs = None
+        if self.encoder_decoder:
+            encoder_inputs, tokens = self.split_encoder_inputs(tokens)
         tokens = np.asarray(tokens, dtype="int32")
         if tokens.ndim != 2 or tokens.shape[1] > self.max_length:
             raise ValueError(f"tokens must be (batch, <= {self.max_length}) token ids, got shape {tokens.shape}")
@@ -185,9 +200,12 @@ class CacheModel:
         check_token_ids(self.transformer, tokens)
         width = int(tokens.shape[1])
         ends = np.full_like(lengths, self.max_length)
+        if encoder_inputs is not None and len(encoder_inputs) != len(tokens):
+            raise ValueError(f"{len(encoder_inputs)} rows of encoder tokens for {len(tokens)} rows of decoder tokens")
         if not self.progress_print:
-            return keras.ops.convert_to_numpy(self._decoder.decode(buffer, lengths, ends, _seed(seed), width))
-        steps = self._decoder.steps(buffer, lengths, ends, _seed(seed), width)
+            output = self._decoder.decode(buffer, lengths, ends, _seed(seed), width, encoder_inputs)
+            return keras.ops.convert_to_numpy(output)
+        steps = self._decoder.steps(buffer, lengths, ends, _seed(seed), width, encoder_inputs)
         with tqdm(total=int((ends - lengths).max()), desc="generating", unit="token") as bar:
             while True:
                 try:
@@ -195,6 +213,28 @@ class CacheModel:
                 except StopIteration as done:
                     return done.value
                 bar.update()
+
+    def split_encoder_inputs(self, tokens):
+        """`(encoder tokens, decoder tokens)` of an encoder-decoder's `predict` input, checked."""
+        if not (isinstance(tokens, (list, tuple)) and len(tokens) == 2):
+            raise ValueError(
+                f"{type(self.transformer).__name__} is an encoder-decoder: predict takes "
+                "[encoder tokens, decoder tokens]"
+            )
+        encoder_inputs = np.asarray(tokens[0], dtype="int32")
+        if encoder_inputs.ndim != 2 or (
+            self.encoder_length is not None and encoder_inputs.shape[1] > self.encoder_length
+        ):
+            raise ValueError(
+                f"encoder tokens must be (batch, <= {self.encoder_length or 'any'}) token ids, got shape "
+                f"{encoder_inputs.shape}"
+            )
+        check_token_ids(self.transformer, encoder_inputs, "encoder token ids")
+        return encoder_inputs, tokens[1]
+
+
+def _is_positive_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value > 0
 
 
 def build_cache_model(
@@ -211,7 +251,8 @@ def build_cache_model(
 
     Args:
         transformer: a b4k3 model object (`build_transformer_model(..., return_keras_model=False)`).
-        input_lengths: the total length (prompt + generated) of each model input, e.g. `[256]`.
+        input_lengths: the total length (prompt + generated) of each model input, e.g. `[256]`;
+            an encoder-decoder's `[encoder length or None, decoder length]`.
         end_token: an id or a list of ids; a row stops at the first it produces.
         search_mode: 'greedy', 'topk' (k an int) or 'topp' (k a probability, or `[p, topk]`).
         k: the sampler's setting.
