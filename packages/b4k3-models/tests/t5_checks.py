@@ -42,6 +42,8 @@ TINY_T5S = {
     "t5.1.1": (transformers.T5ForConditionalGeneration, transformers.T5Config, {**GATED, "tie_word_embeddings": False}),
     # mT5 with its own lm_head.weight written in (an untied v4-era file; see `save_t5`).
     "mt5": (transformers.MT5ForConditionalGeneration, transformers.MT5Config, GATED),
+    # UMT5: a relative position table in every block.
+    "umt5": (transformers.UMT5ForConditionalGeneration, transformers.UMT5Config, GATED),
     "deeper_decoder": (
         transformers.T5ForConditionalGeneration,
         transformers.T5Config,

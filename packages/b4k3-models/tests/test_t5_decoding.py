@@ -17,9 +17,18 @@ from b4k3_models.transformer import block_layer_name
 
 
 @pytest.fixture(scope="module")
-def t5(tmp_path_factory):
-    directory, _ = t5_saver(tmp_path_factory)("mt5")
+def save(tmp_path_factory):
+    return t5_saver(tmp_path_factory)
+
+
+def load(save, name):
+    directory, _ = save(name)
     return build_transformer_model(checkpoint_path=directory, return_keras_model=False, with_lm="linear")
+
+
+@pytest.fixture(scope="module")
+def t5(save):
+    return load(save, "mt5")
 
 
 def per_row(position):
@@ -27,7 +36,9 @@ def per_row(position):
 
 
 @pytest.mark.parametrize("as_index", [np.int32, per_row], ids=["one index", "index per row"])
-def test_cached_decoder_equals_the_full_pass(t5, as_index):
+@pytest.mark.parametrize("name", ["mt5", "umt5"])
+def test_cached_decoder_equals_the_full_pass(save, name, as_index):
+    t5 = load(save, name)
     encoder_ids, _ = encoder_batch()
     decoder_ids = decoder_batch()
     expected = predict(t5.model, [encoder_ids, decoder_ids])

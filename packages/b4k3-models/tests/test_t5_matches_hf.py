@@ -28,7 +28,7 @@ def load(directory, **options):
     return build_transformer_model(checkpoint_path=directory, return_keras_model=False, **options)
 
 
-@pytest.mark.parametrize("name", ["t5.1.0", "t5.1.1", "mt5", "deeper_decoder"])
+@pytest.mark.parametrize("name", ["t5.1.0", "t5.1.1", "mt5", "umt5", "deeper_decoder"])
 def test_encoder_output_and_logits_match_hf_with_padded_encoder_rows(saved, name):
     directory, reference = saved(name)
     encoder_ids, mask = encoder_batch()
@@ -82,6 +82,7 @@ EXPECTED_CONFIGS = {
     "t5.1.0": ("t5.1.0", True, 2),
     "t5.1.1": ("t5.1.1", False, 2),
     "mt5": ("mt5.1.1", False, 2),
+    "umt5": ("mt5.1.1", True, 2),
     "deeper_decoder": ("t5.1.1", True, 3),
 }
 
@@ -95,6 +96,7 @@ def test_hf_config_gives_version_scale_depths_and_buckets(saved, name):
     assert (t5.version, decoder.logit_scale, decoder.num_hidden_layers) == (version, scale, decoder_layers)
     assert (t5.relative_attention_num_buckets, t5.relative_attention_max_distance) == (16, 20)
     assert decoder.cross_position_bias is False
+    assert t5.relative_bias_per_layer is (name == "umt5")
 
 
 def test_the_mt5_reference_uses_its_own_head(saved):

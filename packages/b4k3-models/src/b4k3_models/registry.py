@@ -40,9 +40,10 @@ HF_MODEL_TYPES = {
     "gemma2": "gemma2",
     "t5": "t5",
     "mt5": "t5",
+    "umt5": "t5",
 }
 # Hugging Face architectures that are another family than their model_type's.
-HF_ARCHITECTURES = {"T5EncoderModel": "t5_encoder", "MT5EncoderModel": "t5_encoder"}
+HF_ARCHITECTURES = {"T5EncoderModel": "t5_encoder", "MT5EncoderModel": "t5_encoder", "UMT5EncoderModel": "t5_encoder"}
 
 
 def model_version(model):

@@ -45,6 +45,8 @@ class T5_Base(Transformer):
         hidden_act: the feed-forward's activation(s); default the version's: 'relu', or
             `[gelu_tanh, 'linear']` (gated, with GELU's tanh approximation as T5 trained it).
         pad_token_id: the padding id (T5: 0), masked out of the encoder's attention.
+        relative_bias_per_layer: a relative position table in every block (UMT5) instead of one
+            per stack.
         **kwargs: the arguments of `Transformer`.
     """
 
@@ -54,6 +56,8 @@ class T5_Base(Transformer):
     position_bias_kind = "t5_relative"
     # The stack's name prefix: 'Encoder-' or 'Decoder-' ('' for the whole model).
     stack = ""
+    # Whether the stack's relative positions count both ways (the encoder) or only back (the decoder).
+    bidirectional = True
 
     def __init__(
         self,
@@ -63,6 +67,7 @@ class T5_Base(Transformer):
         layer_norm_eps=1e-6,
         hidden_act=None,
         pad_token_id=0,
+        relative_bias_per_layer=False,
         **kwargs,
     ):
         if version not in T5_VERSIONS:
@@ -74,6 +79,7 @@ class T5_Base(Transformer):
         self.relative_attention_num_buckets = relative_attention_num_buckets
         self.relative_attention_max_distance = relative_attention_max_distance
         self.layer_norm_eps = layer_norm_eps
+        self.relative_bias_per_layer = relative_bias_per_layer
 
     def stack_name(self, name):
         """bert4keras3's name of one of the stack's layers: `Encoder-` / `Decoder-` before it,
@@ -103,7 +109,7 @@ class T5_Base(Transformer):
                 "'gated-<activation>'"
             )
         activation = hf_activation("gelu_new" if projection == "gated-gelu" else parts[-1])
-        is_mt5 = hf_config.get("model_type") == "mt5"
+        is_mt5 = hf_config.get("model_type") in ("mt5", "umt5")
         layers = hf_config["num_layers"]
         return {
             "vocab_size": hf_config["vocab_size"],
@@ -124,6 +130,7 @@ class T5_Base(Transformer):
             "share_embedding": False,
             "logit_scale": hf_logit_scale(hf_config),
             "cross_position_bias": False,
+            "relative_bias_per_layer": hf_config.get("model_type") == "umt5",
         }
 
     # Blocks
@@ -144,9 +151,13 @@ class T5_Base(Transformer):
             "kernel_initializer": self.initializer,
         }
 
-    def relative_positions(self, inputs, bidirectional, relative_positions=None):
-        """The stack's relative position bias for `[queries, keys]` (their lengths), or of
-        `relative_positions` when given: its one table, `Embedding-Relative-Position`."""
+    def relative_position_name(self, index):
+        """The relative position table of block `index`: the stack's one, or (UMT5) the block's."""
+        return f"Embedding-Relative-Position-{index}" if self.relative_bias_per_layer else "Embedding-Relative-Position"
+
+    def relative_positions(self, inputs, index, relative_positions=None):
+        """Block `index`'s relative position bias for `[queries, keys]` (their lengths), or of
+        `relative_positions` when given."""
         return self.apply(
             inputs,
             RelativePositionEmbeddingT5,
@@ -154,10 +165,24 @@ class T5_Base(Transformer):
             input_dim=self.relative_attention_num_buckets,
             output_dim=self.num_attention_heads,
             max_distance=self.relative_attention_max_distance,
-            bidirectional=bidirectional,
+            bidirectional=self.bidirectional,
             embeddings_initializer=self.initializer,
-            name="Embedding-Relative-Position",
+            name=self.relative_position_name(index),
         )
+
+    def block_bias(self, attribute, index, inputs):
+        """The relative bias of block `index` for `inputs`: looked up once and kept in `attribute`
+        when the stack has one table, looked up per block when each has its own."""
+        if self.relative_bias_per_layer:
+            return self.relative_positions(inputs, index)
+        if getattr(self, attribute) is None:
+            setattr(self, attribute, self.relative_positions(inputs, index))
+        return getattr(self, attribute)
+
+    def compute_position_bias(self, inputs=None):
+        """The self-attention's relative bias in block `inputs` (its index)."""
+        tokens = self.model_inputs(self.inputs).token_ids
+        return self.block_bias("position_bias", inputs or 0, [tokens, tokens])
 
     # Checkpoints
 
@@ -174,9 +199,10 @@ class T5_Base(Transformer):
         names without the stack prefix)."""
         mapping = {
             "Embedding-Token": names.embeddings(self.load_embeddings),
-            "Embedding-Relative-Position": names.relative_position(stack),
             "Output-Norm": names.final_norm(stack),
         }
+        for index in range(self.num_hidden_layers if self.relative_bias_per_layer else 1):
+            mapping[self.relative_position_name(index)] = names.relative_position(stack, index)
         sublayers = (ATTENTION, CROSS_ATTENTION, FEED_FORWARD) if stack == "decoder" else (ATTENTION, FEED_FORWARD)
         for index in range(self.num_hidden_layers):
             for position, sublayer in enumerate(sublayers):
@@ -208,12 +234,6 @@ class T5_Encoder(T5_Base):
     final hidden states out, padding (`pad_token_id`) masked."""
 
     stack = "Encoder-"
-
-    def compute_position_bias(self, inputs=None):
-        if self.position_bias is None:
-            tokens = self.inputs[0]
-            self.position_bias = self.relative_positions([tokens, tokens], bidirectional=True)
-        return self.position_bias
 
     def apply_final_layers(self, inputs):
         x = self.apply_norm(inputs, "Output-Norm")
@@ -247,6 +267,7 @@ class T5_Decoder(CachedDecoding, T5_Base):
     """
 
     stack = "Decoder-"
+    bidirectional = False
 
     def __init__(
         self,
@@ -300,25 +321,18 @@ class T5_Decoder(CachedDecoding, T5_Base):
             self.attention_bias = self.apply(self.inputs[1], CausalMask, name="Attention-Mask")
         return self.attention_bias
 
-    def compute_position_bias(self, inputs=None):
-        if self.position_bias is None:
-            tokens = self.inputs[1]
-            self.position_bias = self.relative_positions([tokens, tokens], bidirectional=False)
-        return self.position_bias
-
     def attention_arguments(self, index):
-        return {**super().attention_arguments(index), "cross": self.cross_attention_arguments()}
+        return {**super().attention_arguments(index), "cross": self.cross_attention_arguments(index)}
 
-    def cross_attention_arguments(self):
+    def cross_attention_arguments(self, index):
         """Cross-attention's call arguments in the full pass: keys and values from the context."""
         context = self.inputs[0]
         arguments = {"key": context, "value": context}
         if self.context_mask is not None:
             arguments["key_mask"] = self.context_mask
         if self.cross_position_bias:
-            if self.cross_bias is None:
-                self.cross_bias = self.relative_positions([self.inputs[1], context], bidirectional=False)
-            arguments.update(p_bias=self.position_bias_kind, position_bias=self.cross_bias)
+            bias = self.block_bias("cross_bias", index, [self.inputs[1], context])
+            arguments.update(p_bias=self.position_bias_kind, position_bias=bias)
         return arguments
 
     def apply_block(self, x, index, attention_arguments):
@@ -399,7 +413,7 @@ class T5_Decoder(CachedDecoding, T5_Base):
         """`(batch, T, keys, heads)`: each query's bias at its absolute position."""
         relative = key_positions[:, None, :] - query_positions[:, :, None]
         # The layer reads only `relative_positions`; its inputs stand in for the usual [q, k].
-        return self.relative_positions(relative, bidirectional=False, relative_positions=relative)
+        return self.relative_positions(relative, layer_index, relative_positions=relative)
 
     # Checkpoints
 

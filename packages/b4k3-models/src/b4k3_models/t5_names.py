@@ -1,7 +1,8 @@
 """How T5's checkpoints name its weights: Google's mesh-TF checkpoints of t5.1.0 / t5.1.1 and of mT5
 (which says `rms_norm` where t5 says `layer_norm`), and Hugging Face's `t5` / `mt5` directories.
 
-A stack is 'encoder' or 'decoder'; sublayer `position` counts within a block (encoder:
+A stack is 'encoder' or 'decoder'; the relative position table is block 0's (UMT5: every
+block's); sublayer `position` counts within a block (encoder:
 0 attention, 1 feed-forward; decoder: 0 self-attention, 1 cross-attention, 2 feed-forward).
 """
 
@@ -30,8 +31,9 @@ class GoogleT5Names:
     def embeddings(self, load_embeddings):
         return {"embeddings": Weight("shared/embedding", load_embeddings)}
 
-    def relative_position(self, stack):
-        return {"embeddings": Weight(f"{stack}/block_000/layer_000/SelfAttention/relative_attention_bias", transposed)}
+    def relative_position(self, stack, index=0):
+        key = f"{self.scope(stack, index, 0)}/SelfAttention/relative_attention_bias"
+        return {"embeddings": Weight(key, transposed)}
 
     def final_norm(self, stack):
         return {"gamma": Weight(f"{stack}/{self.final_norm_name}/scale")}
@@ -73,8 +75,8 @@ class HuggingFaceT5Names:
     def embeddings(self, load_embeddings):
         return {"embeddings": Weight("shared.weight", load_embeddings)}
 
-    def relative_position(self, stack):
-        return {"embeddings": Weight(f"{stack}.block.0.layer.0.SelfAttention.relative_attention_bias.weight")}
+    def relative_position(self, stack, index=0):
+        return {"embeddings": Weight(f"{self.scope(stack, index, 0)}.SelfAttention.relative_attention_bias.weight")}
 
     def final_norm(self, stack):
         return HF_NAMES.norm(f"{stack}.final_layer_norm", offset=False)
