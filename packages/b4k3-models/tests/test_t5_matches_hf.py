@@ -159,3 +159,10 @@ def test_checkpoint_of_another_depth_names_the_missing_keys(saved):
     directory, _ = saved("t5.1.1")
     with pytest.raises(CheckpointMismatchError, match=r"encoder\.block\.2\.layer\.0\.SelfAttention\.q\.weight"):
         load(directory, num_hidden_layers=3)
+
+
+@pytest.mark.parametrize("application", ["lm", "unilm"])
+def test_language_model_applications_are_refused(saved, application):
+    directory, _ = saved("t5.1.1")
+    with pytest.raises(ValueError, match=f"application='{application}' does not apply to T5"):
+        build_transformer_model(checkpoint_path=directory, application=application)
