@@ -9,6 +9,7 @@ checked by the packaging check and `test_examples.py`.
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 
@@ -69,6 +70,16 @@ def save_sentencepiece(prefix, **pieces):
     )
 
 
+def save_t5(directory, spiece):
+    """A tiny gated-GELU T5 with the 30-piece SentencePiece model as its `spiece.model`."""
+    torch.manual_seed(0)
+    config = transformers.T5Config(
+        vocab_size=30, d_model=16, d_kv=8, d_ff=32, num_layers=1, num_heads=2, feed_forward_proj="gated-gelu"
+    )
+    transformers.T5ForConditionalGeneration(config).save_pretrained(directory)
+    shutil.copy(spiece, directory / "spiece.model")
+
+
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
     """The files the READMEs name, tiny and random."""
@@ -86,6 +97,7 @@ def workdir(tmp_path_factory):
     (folder / "vocab.txt").write_text("\n".join(VOCAB) + "\n", encoding="utf-8")
     save_sentencepiece(folder / "spiece")
     save_sentencepiece(folder / "tokenizer", bos_piece="<bos>", eos_piece="<eos>")
+    save_t5(folder / "flan-t5-small", folder / "spiece.model")
     gguf = smollm2_gguf_path()
     (folder / gguf.name).symlink_to(gguf)
     return folder

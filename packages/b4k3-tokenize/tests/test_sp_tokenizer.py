@@ -76,6 +76,31 @@ def test_t5_style_appends_the_end_token(sp_model):
         assert tokenizer.encode(text)[0] == [*reference.encode(text), end_id], text
 
 
+def test_spiece_model_with_t5s_layout_round_trips_with_the_defaults(tmp_path):
+    """A model laid out as T5's spiece.model (pad 0, `</s>` 1, unk 2, no bos): the defaults end every
+    text with id 1 and nothing else, and decoding gives sentencepiece's text back."""
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(generated_lines(2000)), encoding="utf-8")
+    sentencepiece.SentencePieceTrainer.train(
+        input=str(corpus),
+        model_prefix=str(tmp_path / "spiece"),
+        vocab_size=200,
+        character_coverage=1.0,
+        pad_id=0,
+        eos_id=1,
+        unk_id=2,
+        bos_id=-1,
+        minloglevel=2,
+    )
+    reference = sentencepiece.SentencePieceProcessor(model_file=str(tmp_path / "spiece.model"))
+    tokenizer = SpTokenizer(str(tmp_path / "spiece.model"))
+    assert (tokenizer._token_pad_id, tokenizer._token_end_id) == (0, 1)
+    for text in TEXTS:
+        token_ids, _ = tokenizer.encode(text)
+        assert token_ids == [*reference.encode(text), 1], text
+        assert tokenizer.decode(token_ids[:-1]) == reference.decode(reference.encode(text)), text
+
+
 def test_gemma_style_wraps_in_bos_and_eos(sp_model):
     path, reference = sp_model
     tokenizer = SpTokenizer(path, token_start="<bos>", token_end="<eos>")

@@ -89,14 +89,14 @@ class Decoder:
     def cache_lengths(self, prompt_width, max_length):
         return cache_lengths(prompt_width, max_length) if self.grows else [max_length]
 
-    def decode(self, token_ids, prompt_lengths, end_positions, seed, prompt_width, sources=None):
-        """The `(batch, max_length)` tokens: prompts, generated tokens, end-token fill. `sources`:
-        each row's source length for a UniLM model (default its prompt length)."""
+    def decode(self, token_ids, prompt_lengths, end_positions, seed, prompt_width, cache_inputs=None):
+        """The `(batch, max_length)` tokens: prompts, generated tokens, end-token fill.
+        `cache_inputs`: what the model's `build_cache` takes beyond the sizes (`cache_inputs_of`)."""
         if self._segment is None:
-            states = self.states(token_ids, prompt_lengths, end_positions, seed, prompt_width, sources)
+            states = self.states(token_ids, prompt_lengths, end_positions, seed, prompt_width, cache_inputs)
             return self._finish(collections.deque(states, maxlen=1)[0])  # the last state
         lengths = self.cache_lengths(prompt_width, np.shape(token_ids)[1])
-        state = self._prefill(token_ids, prompt_lengths, end_positions, seed, prompt_width, lengths[0], sources)
+        state = self._prefill(token_ids, prompt_lengths, end_positions, seed, prompt_width, lengths[0], cache_inputs)
         state = self._segment(state, lengths[0])
         for length in lengths[1:]:
             if bool(keras.ops.all(state.finished)):
@@ -104,20 +104,20 @@ class Decoder:
             state = self._segment(self._resize(state, length), length)
         return self._finish(state)
 
-    def steps(self, token_ids, prompt_lengths, end_positions, seed, prompt_width, sources=None):
+    def steps(self, token_ids, prompt_lengths, end_positions, seed, prompt_width, cache_inputs=None):
         """Yields `(tokens, running)` after each step: the `(batch,)` tokens just written and which
         rows were still running when they were (NumPy); returns the finished buffer."""
         running = np.ones(len(prompt_lengths), dtype=bool)
-        for state in self.states(token_ids, prompt_lengths, end_positions, seed, prompt_width, sources):
+        for state in self.states(token_ids, prompt_lengths, end_positions, seed, prompt_width, cache_inputs):
             yield keras.ops.convert_to_numpy(state.token), running
             running = ~keras.ops.convert_to_numpy(state.finished)
         return keras.ops.convert_to_numpy(self._finish(state))
 
-    def states(self, token_ids, prompt_lengths, end_positions, seed, prompt_width, sources=None):
+    def states(self, token_ids, prompt_lengths, end_positions, seed, prompt_width, cache_inputs=None):
         """Yields the loop state after the prefill and after each step, until every row has
         ended; the cache grows before a step that would not fit it. One host check per step."""
         lengths = self.cache_lengths(prompt_width, np.shape(token_ids)[1])
-        state = self._prefill(token_ids, prompt_lengths, end_positions, seed, prompt_width, lengths[0], sources)
+        state = self._prefill(token_ids, prompt_lengths, end_positions, seed, prompt_width, lengths[0], cache_inputs)
         while True:
             yield state
             running = ~keras.ops.convert_to_numpy(state.finished)
@@ -151,7 +151,15 @@ class CacheModel:
 
     def __init__(self, transformer, input_lengths, settings, index_bias=0, progress_print=False, jit_compile="auto"):
         lengths = list(input_lengths) if isinstance(input_lengths, (list, tuple)) else [input_lengths]
-        if not lengths or not all(isinstance(n, numbers.Integral) and n > 0 for n in lengths):
+        self.encoder_decoder = getattr(transformer, "is_encoder_decoder", False)  # optional in the protocol
+        if self.encoder_decoder:
+            if len(lengths) != 2 or not (lengths[0] is None or _is_positive_int(lengths[0])):
+                raise ValueError(
+                    "input_lengths of an encoder-decoder are [encoder length (or None: any), decoder length], "
+                    f"got {input_lengths!r}"
+                )
+            self.encoder_length, lengths = lengths[0], lengths[1:]
+        if not lengths or not all(_is_positive_int(n) for n in lengths):
             raise ValueError(f"input_lengths must be positive ints, one per model input, got {input_lengths!r}")
         check_length(transformer, int(lengths[0]))
         self.transformer = transformer
@@ -173,9 +181,15 @@ class CacheModel:
         int32: each prompt followed by its generated tokens, rows ended with `end_token` filled with
         it. `prompt_lengths` overrides the trailing-zero rule (for prompts that end with token 0).
 
-        A UniLM model takes `[tokens, segments]`, as bert4keras3's cache model did: each row's
-        source is its tokens before the first segment id 1 (the whole prompt when it has none);
-        the segment ids after the prompt are ignored (every generated token is segment 1)."""
+        An encoder-decoder takes `[encoder tokens, decoder tokens]`: the encoder's `(batch, len)`
+        right-padded with its pad id, and the decoder's prompts as above, each starting with the
+        decoder start token (T5: 0, so build with `index_bias=1`). A UniLM model takes `[tokens,
+        segments]`, as bert4keras3's cache model did: each row's source is its tokens before the
+        first segment id 1 (the whole prompt when it has none); the segment ids after the prompt
+        are ignored (every generated token is segment 1)."""
+        encoder_inputs = sources = None
+        if self.encoder_decoder:
+            encoder_inputs, tokens = self.split_encoder_inputs(tokens)
         tokens, sources = self.split_segments(tokens)
         tokens = np.asarray(tokens, dtype="int32")
         if tokens.ndim != 2 or tokens.shape[1] > self.max_length:
@@ -190,11 +204,14 @@ class CacheModel:
         check_token_ids(self.transformer, tokens)
         width = int(tokens.shape[1])
         ends = np.full_like(lengths, self.max_length)
+        if encoder_inputs is not None and len(encoder_inputs) != len(tokens):
+            raise ValueError(f"{len(encoder_inputs)} rows of encoder tokens for {len(tokens)} rows of decoder tokens")
         if sources is not None:
             sources = np.minimum(sources, lengths).astype("int32")
+        inputs = cache_inputs_of(self.transformer, lengths, encoder_inputs, sources)
         if not self.progress_print:
-            return keras.ops.convert_to_numpy(self._decoder.decode(buffer, lengths, ends, _seed(seed), width, sources))
-        steps = self._decoder.steps(buffer, lengths, ends, _seed(seed), width, sources)
+            return keras.ops.convert_to_numpy(self._decoder.decode(buffer, lengths, ends, _seed(seed), width, inputs))
+        steps = self._decoder.steps(buffer, lengths, ends, _seed(seed), width, inputs)
         with tqdm(total=int((ends - lengths).max()), desc="generating", unit="token") as bar:
             while True:
                 try:
@@ -223,6 +240,28 @@ class CacheModel:
         sources = np.where(targets.any(axis=1), np.argmax(targets, axis=1), tokens.shape[1])
         return tokens, sources
 
+    def split_encoder_inputs(self, tokens):
+        """`(encoder tokens, decoder tokens)` of an encoder-decoder's `predict` input, checked."""
+        if not (isinstance(tokens, (list, tuple)) and len(tokens) == 2):
+            raise ValueError(
+                f"{type(self.transformer).__name__} is an encoder-decoder: predict takes "
+                "[encoder tokens, decoder tokens]"
+            )
+        encoder_inputs = np.asarray(tokens[0], dtype="int32")
+        if encoder_inputs.ndim != 2 or (
+            self.encoder_length is not None and encoder_inputs.shape[1] > self.encoder_length
+        ):
+            raise ValueError(
+                f"encoder tokens must be (batch, <= {self.encoder_length or 'any'}) token ids, got shape "
+                f"{encoder_inputs.shape}"
+            )
+        check_token_ids(self.transformer, encoder_inputs, "encoder token ids")
+        return encoder_inputs, tokens[1]
+
+
+def _is_positive_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value > 0
+
 
 def build_cache_model(
     transformer,
@@ -238,7 +277,8 @@ def build_cache_model(
 
     Args:
         transformer: a b4k3 model object (`build_transformer_model(..., return_keras_model=False)`).
-        input_lengths: the total length (prompt + generated) of each model input, e.g. `[256]`.
+        input_lengths: the total length (prompt + generated) of each model input, e.g. `[256]`;
+            an encoder-decoder's `[encoder length or None, decoder length]`.
         end_token: an id or a list of ids; a row stops at the first it produces.
         search_mode: 'greedy', 'topk' (k an int) or 'topp' (k a probability, or `[p, topk]`).
         k: the sampler's setting.
@@ -280,7 +320,7 @@ def generate(
             unset ones come from the transformer (the arguments given to build_transformer_model).
         jit_compile: 'auto', True or False, as in `build_cache_model`.
     """
-    settings, buffer, lengths, ends, width = _batch(
+    settings, buffer, lengths, ends, width, inputs = _batch(
         transformer,
         prompts,
         max_new_tokens,
@@ -294,7 +334,7 @@ def generate(
         penalty_window=penalty_window,
         max_penalty_range=max_penalty_range,
     )
-    output = decoder(transformer, settings, jit_compile).decode(buffer, lengths, ends, _seed(seed), width)
+    output = decoder(transformer, settings, jit_compile).decode(buffer, lengths, ends, _seed(seed), width, inputs)
     output = keras.ops.convert_to_numpy(output)
     return [
         _new_tokens(output[row, length : length + max_new_tokens], settings.end_tokens)
@@ -319,7 +359,7 @@ def stream(
 ):
     """`generate`, yielding as the tokens are produced: at each step, one entry per row, the token
     it just produced or None once it has ended. Same arguments as `generate`."""
-    settings, buffer, lengths, ends, width = _batch(
+    settings, buffer, lengths, ends, width, inputs = _batch(
         transformer,
         prompts,
         max_new_tokens,
@@ -333,7 +373,8 @@ def stream(
         penalty_window=penalty_window,
         max_penalty_range=max_penalty_range,
     )
-    for tokens, running in decoder(transformer, settings, jit_compile).steps(buffer, lengths, ends, _seed(seed), width):
+    steps = decoder(transformer, settings, jit_compile).steps(buffer, lengths, ends, _seed(seed), width, inputs)
+    for tokens, running in steps:
         yield [int(token) if is_running else None for token, is_running in zip(tokens, running, strict=True)]
 
 
@@ -345,27 +386,53 @@ def _round_up(value, multiple):
 
 
 def _batch(transformer, prompts, max_new_tokens, end_token, search_mode, k, jit_compile, **processing):
-    """The settings and the `(buffer, lengths, end positions, prompt width)` of a list of prompts;
-    `processing` is the caller's processing settings (None: the transformer's)."""
+    """The settings and the `(buffer, lengths, end positions, prompt width, cache inputs)` of a
+    list of prompts; `processing` is the caller's processing settings (None: the transformer's).
+
+    For an encoder-decoder (`is_encoder_decoder`) the prompts are the encoder's inputs,
+    right-padded with its `pad_token_id`, and each row's decoder starts from
+    `[decoder_start_token_id]`; `cache_inputs` says what its `build_cache` is given."""
     if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, numbers.Integral) or max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be a positive int, got {max_new_tokens!r}")
     check_transformer(transformer)
     prompts = check_prompts(prompts)
     check_jit_compile(jit_compile)
     settings = decode_settings(transformer, end_token, search_mode, k, **processing)
-    lengths = np.array([len(prompt) for prompt in prompts], dtype="int32")
     for prompt in prompts:
         check_token_ids(transformer, prompt)
+    encoder_inputs = None
+    if getattr(transformer, "is_encoder_decoder", False):  # optional in the protocol
+        encoder_width = _round_up(max(len(prompt) for prompt in prompts), PREFILL_MULTIPLE)
+        encoder_inputs = _padded(prompts, encoder_width, transformer.pad_token_id)
+        prompts = [[transformer.decoder_start_token_id] for _ in prompts]
+    lengths = np.array([len(prompt) for prompt in prompts], dtype="int32")
     check_length(transformer, int(lengths.max()) + max_new_tokens)
     # Shapes rounded up, so calls with other lengths reuse a compiled loop: the buffer to a multiple
     # of 64 positions (rows still stop at their own end), the prefill to 16 (padding past a row's
     # prompt is written to its cache, then overwritten by its own tokens before anything reads it).
     total = _round_up(int(lengths.max()) + max_new_tokens, BUFFER_MULTIPLE)
     width = min(_round_up(int(lengths.max()), PREFILL_MULTIPLE), total)
-    buffer = np.zeros((len(prompts), total), dtype="int32")
+    inputs = cache_inputs_of(transformer, lengths, encoder_inputs)
+    return settings, _padded(prompts, total), lengths, lengths + max_new_tokens, width, inputs
+
+
+def cache_inputs_of(transformer, prompt_lengths, encoder_inputs=None, source_lengths=None):
+    """What the model's `build_cache` takes beyond the batch size and length, by name (None when
+    nothing): an encoder-decoder's `encoder_inputs` (`is_encoder_decoder`), a UniLM model's
+    `source_lengths` (`needs_source_lengths`; by default each row's whole prompt is its source)."""
+    if getattr(transformer, "is_encoder_decoder", False):  # optional in the protocol
+        return {"encoder_inputs": encoder_inputs}
+    if getattr(transformer, "needs_source_lengths", False):  # optional in the protocol
+        return {"source_lengths": prompt_lengths if source_lengths is None else source_lengths}
+    return None
+
+
+def _padded(prompts, width, pad_id=0):
+    """`(len(prompts), width)` int32: each prompt followed by `pad_id`."""
+    buffer = np.full((len(prompts), width), pad_id, dtype="int32")
     for row, prompt in enumerate(prompts):
         buffer[row, : len(prompt)] = prompt
-    return settings, buffer, lengths, lengths + max_new_tokens, width
+    return buffer
 
 
 def _new_tokens(row, end_tokens):

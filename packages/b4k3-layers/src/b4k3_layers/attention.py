@@ -258,17 +258,18 @@ class MultiHeadAttention(KeepsTrainability, keras.layers.Layer):
     def _attend(self, query, key, value, key_mask, attention_bias, p_bias, position_bias, cache, cache_index, training):
         groups = self.query_head // self.heads
         qw = self._project(self.q_dense, query, self.query_head, self.key_size)
-        kw = self._project(self.k_dense, key, self.heads, self.key_size)
-        vw = self._project(self.v_dense, value, self.heads, self.head_size)
         index = None if cache_index is None else self._cache_index(cache_index)
+        kw = vw = None  # a read-only cache (cross-attention's, `key_value_cache`) holds them: not projected again
+        if cache is None or index is not None:
+            kw = self._project(self.k_dense, key, self.heads, self.key_size)
+            vw = self._project(self.v_dense, value, self.heads, self.head_size)
 
         if p_bias == "rotary":
             if self.rope_mode == "su" and position_bias is not None:
-                qw = apply_rotary_position_embeddings(position_bias, qw)
-                kw = apply_rotary_position_embeddings(position_bias, kw)
+                rotate = lambda x: apply_rotary_position_embeddings(position_bias, x)  # noqa: E731
             else:
-                start = 0 if index is None else index
-                qw, kw = self.rotary(qw, start_index=start), self.rotary(kw, start_index=start)
+                rotate = lambda x: self.rotary(x, start_index=0 if index is None else index)  # noqa: E731
+            qw, kw = rotate(qw), None if kw is None else rotate(kw)
 
         if cache is not None:
             if self.key_size != self.head_size:
@@ -293,7 +294,11 @@ class MultiHeadAttention(KeepsTrainability, keras.layers.Layer):
             if p_bias == "typical_relative":
                 scores = scores + ops.einsum("bqhd,qkd->bhqk", qw, position_bias)
             elif p_bias == "t5_relative":
-                scores = scores + ops.expand_dims(ops.transpose(position_bias, (2, 0, 1)), 0)
+                # (q_len, k_len, heads), or (batch, q_len, k_len, heads) with a row's own positions.
+                if len(position_bias.shape) == 4:
+                    scores = scores + ops.transpose(position_bias, (0, 3, 1, 2))
+                else:
+                    scores = scores + ops.expand_dims(ops.transpose(position_bias, (2, 0, 1)), 0)
             if self.attention_scale is True:
                 scores = scores / math.sqrt(self.key_size)
             elif self.attention_scale:
@@ -317,6 +322,15 @@ class MultiHeadAttention(KeepsTrainability, keras.layers.Layer):
         if cache is not None:
             outputs.append(cache)
         return outputs[0] if len(outputs) == 1 else outputs
+
+    def key_value_cache(self, key, value=None):
+        """The read-only cache `(batch, 2, len, heads, head_size)` of a fixed `key` / `value`
+        (default `key`), e.g. an encoder's output for cross-attention: computed once, then passed
+        as `cache` without `cache_index` at every step, which projects them no more."""
+        value = key if value is None else value
+        keys = self._project(self.k_dense, key, self.heads, self.key_size)
+        values = self._project(self.v_dense, value, self.heads, self.head_size)
+        return ops.stack([keys, values], axis=1)
 
     @staticmethod
     def _cache_index(cache_index):

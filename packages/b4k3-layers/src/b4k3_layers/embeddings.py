@@ -280,8 +280,11 @@ class RelativePositionEmbedding(KeepsTrainability, keras.layers.Layer):
 
     Call arguments:
         inputs: `[q, v]`, each `(batch, seq_len, ...)`.
+        relative_positions: optional int tensor of `j - i` to embed instead (e.g. `(batch, q_len,
+            cache_len)` for queries at their positions in a KV cache).
 
-    Returns `(q_len, v_len, output_dim)`; the table has no batch axis and no mask.
+    Returns `(q_len, v_len, output_dim)` (or `relative_positions.shape + (output_dim,)`); the
+    table has no batch axis and no mask.
 
     Example:
         >>> RelativePositionEmbedding(9, 4)([np.zeros((2, 5, 8)), np.zeros((2, 7, 8))])  # (5, 7, 4)
@@ -299,9 +302,13 @@ class RelativePositionEmbedding(KeepsTrainability, keras.layers.Layer):
             name="embeddings", shape=(self.input_dim, self.output_dim), initializer=self.embeddings_initializer
         )
 
-    def call(self, inputs):
+    def call(self, inputs, relative_positions=None):
+        """The vectors of `relative_positions` (any shape, `j - i`), by default those of the
+        inputs' lengths; a KV cache passes its own (each query at its absolute position)."""
         table = ops.cast(self.embeddings, self.compute_dtype)
-        return ops.take(table, self.compute_position_ids(inputs), axis=0)
+        if relative_positions is None:
+            relative_positions = self.relative_positions(inputs)
+        return ops.take(table, self.position_ids(ops.cast(relative_positions, "int32")), axis=0)
 
     @staticmethod
     def relative_positions(inputs):
@@ -311,8 +318,12 @@ class RelativePositionEmbedding(KeepsTrainability, keras.layers.Layer):
 
     def compute_position_ids(self, inputs):
         """The table row of each (query, key) pair."""
+        return self.position_ids(self.relative_positions(inputs))
+
+    def position_ids(self, relative):
+        """The table row of each relative position `j - i`."""
         max_position = (self.input_dim - 1) // 2
-        return ops.clip(self.relative_positions(inputs), -max_position, max_position) + max_position
+        return ops.clip(relative, -max_position, max_position) + max_position
 
     def compute_mask(self, inputs, mask=None):
         return None
@@ -371,8 +382,7 @@ class RelativePositionEmbeddingT5(RelativePositionEmbedding):
         self.max_distance = max_distance
         self.bidirectional = bidirectional
 
-    def compute_position_ids(self, inputs):
-        relative = self.relative_positions(inputs)
+    def position_ids(self, relative):
         num_buckets = self.input_dim
         if self.bidirectional:
             num_buckets //= 2

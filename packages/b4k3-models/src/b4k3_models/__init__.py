@@ -19,6 +19,7 @@ from b4k3_models.llama import Gemma, Gemma2, Llama
 from b4k3_models.nezha import NEZHA
 from b4k3_models.registry import MODELS
 from b4k3_models.roformer import RoFormer, RoFormerV2
+from b4k3_models.t5 import T5, T5_Decoder, T5_Encoder
 from b4k3_models.transformer import Transformer
 from b4k3_models.weight_maps import CheckpointMismatchError, CheckpointMismatchWarning, Weight
 
@@ -33,6 +34,7 @@ __all__ = [
     "GPT2_ML",
     "MODELS",
     "NEZHA",
+    "T5",
     "ALBERT_Unshared",
     "CheckpointMismatchError",
     "CheckpointMismatchWarning",
@@ -46,6 +48,8 @@ __all__ = [
     "RoFormer",
     "RoFormerV2",
     "SafetensorsCheckpoint",
+    "T5_Decoder",
+    "T5_Encoder",
     "TFCheckpoint",
     "Transformer",
     "UniLM_Mask",

@@ -9,7 +9,8 @@ from b4k3_models.gguf_checkpoint import GGUFCheckpoint, is_gguf_file
 from b4k3_models.hf_configs import is_hf_config
 from b4k3_models.keras_weights import load_keras_weights
 from b4k3_models.language_models import LM_Mask, extend_with_language_model, extend_with_unified_language_model
-from b4k3_models.registry import lookup_model, translate_hf_config
+from b4k3_models.registry import lookup_model, model_version, translate_hf_config
+from b4k3_models.t5 import T5_Base
 from b4k3_ops.switches import lora_enabled
 
 BUILD_PARAMETERS = (
@@ -81,8 +82,14 @@ def build_transformer_model(
         if model is DEFAULT_MODEL:
             model = hf_model
     family = lookup_model(model)
+    version = version or model_version(model)
     if application not in APPLICATIONS:
         raise ValueError(f"application must be one of {sorted(APPLICATIONS)}, got {application!r}")
+    if issubclass(family, T5_Base) and application != "encoder":
+        raise ValueError(
+            f"application={application!r} does not apply to {family.__name__}: T5's decoder is causal already and "
+            "its encoder bidirectional; leave application='encoder'"
+        )
     if issubclass(family, LM_Mask) and application != "encoder":
         if application == "unilm":
             raise ValueError(

@@ -15,11 +15,12 @@ SAFETENSORS_FILE = "model.safetensors"
 SAFETENSORS_INDEX = "model.safetensors.index.json"
 HF_CONFIG_FILE = "config.json"
 
-# Variables a checkpoint carries that are not model weights: optimizer slots and step counters of
-# Google's TF training scripts, and the position-id, rotary-frequency and GPT-2 causal-mask
-# (`h.N.attn.bias`, `attn.masked_bias`) buffers older Hugging Face checkpoints saved.
+# Variables a checkpoint carries that are not model weights: optimizer slots (Adam's, mesh-TF
+# Adafactor's `*_slot_vc/vr/v`) and step counters of Google's TF training scripts, and the
+# position-id, rotary-frequency and GPT-2 causal-mask (`h.N.attn.bias`, `attn.masked_bias`)
+# buffers older Hugging Face checkpoints saved.
 TRAINING_STATE = re.compile(
-    r"(^|/)(global_step|good_steps|bad_steps|loss_scale|current_loss_scale)$|(adam_[mv]|Momentum)$"
+    r"(^|/)(global_step|good_steps|bad_steps|loss_scale|current_loss_scale)$|(adam_[mv]|Momentum|_slot_v[cr]?)$"
     r"|(^|\.)position_ids$|rotary_emb\.inv_freq$|(^|\.)attn\.(masked_)?bias$"
 )
 

@@ -23,6 +23,9 @@ ARCHITECTURE_PREFIXES = {
     "Qwen2": "qwen2",
     "Gemma2": "gemma2",
     "Gemma": "gemma",
+    "UMT5": "umt5",
+    "MT5": "mt5",
+    "T5": "t5",
 }
 
 

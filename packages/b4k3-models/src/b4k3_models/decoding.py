@@ -32,11 +32,14 @@ protocol"); b4k3-generate reads nothing else:
   the whole source and the target tokens up to itself.
 
 What the two other kinds of model add, within the same two methods:
-- An encoder-decoder (T5) takes its encoder's inputs in `build_cache(batch_size, max_length,
-  encoder_inputs)`, encodes them once and keeps the cross-attention keys and values (and the
-  encoder's padding mask) in the cache beside each layer's self-attention keys and values;
-  `call_with_cache` then reads decoder tokens only, its relative position bias computed from
-  `index`.
+- An encoder-decoder (T5) says so with `is_encoder_decoder = True` and names the token its
+  decoder starts from, `decoder_start_token_id`. It takes its encoder's token ids (right-padded
+  with its pad id, which is masked) in `build_cache(batch_size, max_length, encoder_inputs)`,
+  encodes them once and keeps, per layer, the self-attention keys and values, the
+  cross-attention keys and values computed once from the encoder output, and the encoder's
+  padding mask; `call_with_cache` then reads decoder tokens only, its relative position bias
+  computed from `index`, and `resize_cache` grows the self-attention part only. b4k3-generate
+  then reads prompts as encoder inputs and decodes from `[decoder_start_token_id]`.
 - A state model (RWKV6) keeps each layer's recurrent states in the cache: their size does not
   depend on `max_length`, `index` only tells which rows are at which step, and it has no
   `resize_cache`.
@@ -144,7 +147,7 @@ class CachedDecoding:
         batch_size, length = ops.shape(token_ids)[0], ops.shape(token_ids)[1]
         starts = index if len(index.shape) == 1 else ops.broadcast_to(index, (batch_size,))
         positions = starts[:, None] + ops.arange(length, dtype="int32")[None]
-        key_positions = ops.arange(ops.shape(layers[0])[2], dtype="int32")[None, None]
+        key_positions = ops.arange(self.cache_length(layers), dtype="int32")[None, None]
         inputs = self.decoding_inputs(token_ids, positions)
         if source_lengths is not None:  # UniLM: the source is segment 0, the rest segment 1
             inputs = inputs._replace(segment_ids=ops.cast(positions >= source_lengths[:, None], "int32"))
@@ -158,6 +161,10 @@ class CachedDecoding:
             new_layers.append(layer_cache)
         new_cache = new_layers if source_lengths is None else SourceCache(new_layers, source_lengths)
         return self.apply_final_layers(x), new_cache
+
+    def cache_length(self, cache):
+        """The positions the cache has room for."""
+        return ops.shape(cache[0])[2]
 
     def decoding_inputs(self, token_ids, positions):
         """The `ModelInputs` of a decoding step: the tokens and their `(batch, T)` positions."""

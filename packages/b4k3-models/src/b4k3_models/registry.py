@@ -9,6 +9,7 @@ from b4k3_models.gpt import GPT, GPT2, GPT2_ML
 from b4k3_models.llama import Gemma, Gemma2, Llama
 from b4k3_models.nezha import NEZHA
 from b4k3_models.roformer import RoFormer, RoFormerV2
+from b4k3_models.t5 import T5, T5_VERSIONS, T5_Decoder, T5_Encoder
 
 # name given to build_transformer_model (case-insensitive) -> family class
 MODELS = {
@@ -30,7 +31,14 @@ MODELS = {
     "llama": Llama,
     "qwen": Llama,
     "yi": Llama,
+    "t5": T5,
+    "t5_encoder": T5_Encoder,
+    "t5_decoder": T5_Decoder,
 }
+# bert4keras3's T5 names with a version, e.g. 'mt5.1.1_encoder': the version they imply.
+for _version in T5_VERSIONS:
+    MODELS.update({_version: T5, f"{_version}_encoder": T5_Encoder, f"{_version}_decoder": T5_Decoder})
+MODEL_VERSIONS = {name: name.split("_")[0] for name in MODELS if name.split("_")[0] in T5_VERSIONS}
 
 # Hugging Face model_type -> name in MODELS
 HF_MODEL_TYPES = {
@@ -48,7 +56,17 @@ HF_MODEL_TYPES = {
     "qwen2": "qwen",
     "gemma": "gemma",
     "gemma2": "gemma2",
+    "t5": "t5",
+    "mt5": "t5",
+    "umt5": "t5",
 }
+# Hugging Face architectures that are another family than their model_type's.
+HF_ARCHITECTURES = {"T5EncoderModel": "t5_encoder", "MT5EncoderModel": "t5_encoder", "UMT5EncoderModel": "t5_encoder"}
+
+
+def model_version(model):
+    """The version a model name implies ('mt5.1.1_encoder' -> 'mt5.1.1'), or None."""
+    return None if isinstance(model, type) else MODEL_VERSIONS.get(str(model).lower())
 
 
 def lookup_model(model):
@@ -71,4 +89,6 @@ def translate_hf_config(hf_config):
     model = HF_MODEL_TYPES[model_type]
     if model == "roformer" and hf_config.get("norm_type") == "rms_norm":
         model = "roformer_v2"  # JunnYu's RoFormerV2 checkpoints say model_type 'roformer'
+    for architecture in hf_config.get("architectures") or ():
+        model = HF_ARCHITECTURES.get(architecture, model)
     return model, MODELS[model].from_hf_config(hf_config)
