@@ -152,10 +152,11 @@ class CachedDecoding:
         if source_lengths is not None:  # UniLM: the source is segment 0, the rest segment 1
             inputs = inputs._replace(segment_ids=ops.cast(positions >= source_lengths[:, None], "int32"))
         x = self.apply_embeddings(inputs)
+        unilm = {} if source_lengths is None else {"source_lengths": source_lengths}  # only UniLM's hook takes it
         new_layers = []
         for layer_index, layer_cache in enumerate(layers):
             arguments = self.cache_attention_arguments(
-                layer_index, positions, key_positions, layer_cache, index, source_lengths
+                layer_index, positions, key_positions, layer_cache, index, **unilm
             )
             x, layer_cache = self.apply_block(x, layer_index, arguments)
             new_layers.append(layer_cache)
