@@ -6,6 +6,7 @@ from b4k3_layers.embeddings import (
     PositionEmbedding,
     RelativePositionEmbedding,
     RelativePositionEmbeddingT5,
+    Sinusoidal,
     SinusoidalPositionEmbedding,
 )
 from b4k3_layers.feed_forward import FeedForward, GemmaFeedForward, LLamaFeedForward
@@ -15,7 +16,7 @@ from b4k3_layers.lora import enable_lora
 from b4k3_layers.norms import GroupNorm, LayerNormalization, LlamaLayerNorm, RMSNormalization, ScaleOffset
 from b4k3_layers.rotary import RotaryEmbedding
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "EfficientGlobalPointer",
@@ -35,6 +36,7 @@ __all__ = [
     "RelativePositionEmbeddingT5",
     "RotaryEmbedding",
     "ScaleOffset",
+    "Sinusoidal",
     "SinusoidalPositionEmbedding",
     "enable_lora",
 ]

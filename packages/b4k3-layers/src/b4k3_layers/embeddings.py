@@ -252,6 +252,21 @@ class SinusoidalPositionEmbedding(AbsolutePositionEmbedding):
 
 
 @keras.saving.register_keras_serializable(package="b4k3")
+class Sinusoidal(keras.initializers.Initializer):
+    """A `(rows, dim)` table whose row `r` is `sinusoidal_embeddings(r, dim)` (sin and cos
+    interleaved): the fixed table of NEZHA's functional relative positions, bert4keras'
+    `Sinusoidal` initializer.
+
+    Example:
+        >>> RelativePositionEmbedding(129, 64, embeddings_initializer=Sinusoidal(), trainable=False)
+    """
+
+    def __call__(self, shape, dtype=None):
+        rows, dim = shape
+        return ops.cast(sinusoidal_embeddings(ops.arange(rows, dtype="float32"), dim), dtype or "float32")
+
+
+@keras.saving.register_keras_serializable(package="b4k3")
 class RelativePositionEmbedding(KeepsTrainability, keras.layers.Layer):
     """Learned relative position embeddings (Shaw et al., 2018), for attention to add.
 

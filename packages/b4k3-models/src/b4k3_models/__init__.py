@@ -1,8 +1,10 @@
 """Transformer model families for b4k3 and the readers of their pretrained checkpoints."""
 
+from b4k3_models.albert import ALBERT, ALBERT_Unshared
 from b4k3_models.bert import BERT
 from b4k3_models.build import build_transformer_model
 from b4k3_models.checkpoints import DictCheckpoint, SafetensorsCheckpoint, TFCheckpoint, open_checkpoint
+from b4k3_models.electra import ELECTRA
 from b4k3_models.gau import GAU_alpha
 from b4k3_models.gguf_checkpoint import GGUFCheckpoint
 from b4k3_models.gpt import GPT, GPT2, GPT2_ML
@@ -14,19 +16,24 @@ from b4k3_models.language_models import (
     extend_with_unified_language_model,
 )
 from b4k3_models.llama import Gemma, Gemma2, Llama
+from b4k3_models.nezha import NEZHA
 from b4k3_models.registry import MODELS
 from b4k3_models.roformer import RoFormer, RoFormerV2
 from b4k3_models.transformer import Transformer
 from b4k3_models.weight_maps import CheckpointMismatchError, CheckpointMismatchWarning, Weight
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
+    "ALBERT",
     "BERT",
+    "ELECTRA",
     "GPT",
     "GPT2",
     "GPT2_ML",
     "MODELS",
+    "NEZHA",
+    "ALBERT_Unshared",
     "CheckpointMismatchError",
     "CheckpointMismatchWarning",
     "DictCheckpoint",

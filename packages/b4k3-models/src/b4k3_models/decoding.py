@@ -51,7 +51,7 @@ which orders the positions as UniLM's mask does).
 
 import typing
 
-from b4k3_models.transformer import ATTENTION, ModelInputs, block_layer_name
+from b4k3_models.transformer import ATTENTION, ModelInputs
 from b4k3_ops import ops
 
 
@@ -111,7 +111,7 @@ class CachedDecoding:
             )
         if not self.needs_source_lengths and source_lengths is not None:
             raise TypeError(f"{owner} has no source segment: source_lengths is for application='unilm' models")
-        dtype = dtype or self.layers[self.prefixed(block_layer_name(0, ATTENTION))].compute_dtype
+        dtype = dtype or self.layers[self.prefixed(self.sublayer_name(0, ATTENTION))].compute_dtype
         shape = (batch_size, 2, max_length, self.num_attention_heads, self.attention_head_size)
         layers = [ops.zeros(shape, dtype=dtype) for _ in range(self.num_hidden_layers)]
         if source_lengths is None:
