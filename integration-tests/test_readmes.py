@@ -48,10 +48,11 @@ def save_decoder(model_class, config_class, directory, vocab_size):
 def save_google_checkpoint(directory):
     """A tiny BERT as a Google TF checkpoint with its bert4keras config."""
     import tensorflow as tf
-    from test_tf_checkpoint import GOOGLE_CONFIG_KEYS, google_arrays
+    from family_checks import BERT_GOOGLE_RENAMES, google_arrays
+    from test_tf_checkpoint import GOOGLE_CONFIG_KEYS
 
     _, reference = save_hf_model(transformers.BertForPreTraining, transformers.BertConfig, TINY_BERT, directory / "hf")
-    arrays = google_arrays(reference)
+    arrays = google_arrays(reference.state_dict(), BERT_GOOGLE_RENAMES, skip=["cls.predictions.decoder"])
     names = sorted(arrays)
     tf.raw_ops.SaveV2(
         prefix=str(directory / "bert_model.ckpt"),

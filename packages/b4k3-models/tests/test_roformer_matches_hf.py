@@ -11,9 +11,11 @@ import pytest
 import torch
 import transformers
 from family_checks import (
+    BERT_GOOGLE_RENAMES,
     BERT_SIZES,
     TINY_ROFORMER,
     assert_matches,
+    google_arrays,
     padded_batch,
     predict,
     run_decoding_protocol_test,
@@ -21,7 +23,6 @@ from family_checks import (
     save_hf_model,
     write_tf_checkpoint,
 )
-from test_tf_checkpoint import google_arrays
 
 from b4k3_models import RoFormer, build_transformer_model
 
@@ -78,16 +79,20 @@ def test_roformer_model_without_prefix(tmp_path, batch):
     run_family_parity_test(directory, [ids, segments], expected, mask)
 
 
+# Hugging Face RoFormer names -> the names of ZhuiyiTechnology's TF releases (bert4keras' map:
+# Google BERT's names under `bert/`, no position table).
+ROFORMER_GOOGLE_RENAMES = [
+    *BERT_GOOGLE_RENAMES,
+    (r"^roformer\.embeddings_project\.", "bert.encoder.embedding_hidden_mapping_in."),
+    (r"^roformer\.", "bert."),
+]
+
+
 def bert4keras_arrays(hf_model):
-    """The Hugging Face RoFormer's weights under the names of ZhuiyiTechnology's TF releases
-    (bert4keras' map: Google BERT's names under `bert/`, no position table)."""
-    arrays = {}
-    for name, array in google_arrays(hf_model).items():
-        if "embed_positions" in name:
-            continue  # Hugging Face's saved sinusoid table; the TF releases have none
-        name = name.replace("roformer/embeddings_project/", "bert/encoder/embedding_hidden_mapping_in/")
-        arrays[name.replace("roformer/", "bert/", 1)] = array
-    return arrays
+    """The Hugging Face RoFormer's weights as the TF releases hold them (without the tied MLM
+    matrix and Hugging Face's saved sinusoid table)."""
+    skip = ["cls.predictions.decoder", "roformer.encoder.embed_positions"]
+    return google_arrays(hf_model.state_dict(), ROFORMER_GOOGLE_RENAMES, skip=skip)
 
 
 def test_google_checkpoint_with_bert4keras_names(roformer_mlm, batch, tmp_path):

@@ -10,13 +10,11 @@ it lacks; RoFormerV2 decodes with a KV cache and GAU-alpha says why it cannot.""
 
 import json
 import pathlib
-import re
 
 import numpy as np
 import pytest
-from family_checks import assert_matches, predict, run_decoding_protocol_test, write_tf_checkpoint
+from family_checks import assert_matches, google_arrays, predict, run_decoding_protocol_test, write_tf_checkpoint
 from safetensors.numpy import load_file
-from test_tf_checkpoint import google_name
 
 from b4k3_models import CheckpointMismatchError, GAU_alpha, RoFormerV2, build_transformer_model
 
@@ -39,30 +37,24 @@ def test_hugging_face_directory_gives_the_ports_outputs(name, with_mlm, output):
     assert_matches(actual, stored[output], stored["mask"])
 
 
-def roformer_v2_google_name(key):
-    """JunnYu's RoFormerV2 name -> bert4keras' (`roformer.` -> `bert/`, Google BERT's layout)."""
-    return google_name(key).replace("roformer/", "bert/", 1)
-
-
-def gau_alpha_google_name(key):
-    """JunnYu's GAU-alpha name -> bert4keras' (`bert/embeddings/...`, `GAU_alpha/encoder/layer_%d/gau/...`)."""
-    name = re.sub(r"layer\.(\d+)", r"layer_\1", key).replace(".", "/")
-    name = name.replace("gau_alpha/embeddings/", "bert/embeddings/").replace("gau_alpha/", "GAU_alpha/", 1)
-    name = re.sub(r"_embeddings/weight$", "_embeddings", name)
-    return re.sub(r"scaleoffset/weight$", "scaleoffset/gamma", name).replace("dense/weight", "dense/kernel")
-
-
-GOOGLE_NAMES = {"roformer_v2": roformer_v2_google_name, "gau_alpha": gau_alpha_google_name}
+# JunnYu's names -> bert4keras' (those of ZhuiyiTechnology's TF releases), per family.
+LAYERS = (r"layer\.(\d+)", r"layer_\1")
+GOOGLE_RENAMES = {
+    "roformer_v2": [LAYERS, (r"^roformer\.", "bert.")],
+    "gau_alpha": [
+        LAYERS,
+        (r"^gau_alpha\.embeddings\.", "bert.embeddings."),
+        (r"^gau_alpha\.", "GAU_alpha."),
+        (r"scaleoffset\.weight$", "scaleoffset.gamma"),
+    ],
+}
 
 
 def bert4keras_checkpoint(name, directory):
     """The fixture's weights as ZhuiyiTechnology's TF release names them, with a bert4keras config."""
-    arrays = {}
-    for key, array in load_file(pathlib.Path(FIXTURES / name / "model.safetensors")).items():
-        if "embed_positions" in key or key.startswith("cls."):
-            continue  # Hugging Face's sinusoid table and the tied MLM matrix: not in the TF releases
-        google = GOOGLE_NAMES[name](key)
-        arrays[google] = np.ascontiguousarray(array.T if google.endswith("/kernel") else array)
+    weights = load_file(FIXTURES / name / "model.safetensors")
+    # Hugging Face's sinusoid table and the tied MLM matrix are not in the TF releases.
+    arrays = google_arrays(weights, GOOGLE_RENAMES[name], skip=["cls.", "roformer.encoder.embed_positions"])
     hf_config = json.loads((FIXTURES / name / "config.json").read_text())
     config = {key: hf_config[key] for key in ("vocab_size", "hidden_size", "num_hidden_layers", "intermediate_size")}
     config.update(hidden_act=hf_config["hidden_act"], type_vocab_size=2)
