@@ -90,14 +90,14 @@ def test_after_a_failure_inside_predict_or_fit_the_model_still_works(bert):
     JAX the variables used to stay taken out of the model and every later call failed, on
     TensorFlow the next fit."""
     too_long = keras.ops.ones((1, TINY_BERT["max_position_embeddings"] + 16), dtype="int32")
-    with pytest.raises(ValueError, match="longer than the 64 positions"):
+    with pytest.raises(ValueError, match=r"longer than the (model.s )?64 positions"):
         bert.predict([too_long, keras.ops.zeros_like(too_long)], verbose=0)
     inputs = [TOKENS, np.zeros_like(TOKENS)]
     expected = keras.ops.convert_to_numpy(bert(inputs))
     np.testing.assert_allclose(bert.predict(inputs, verbose=0), expected, atol=1e-5)
     bert.compile(loss="mse")
     targets = np.zeros((2, 4, TINY_BERT["hidden_size"]))
-    with pytest.raises(ValueError, match="longer than the 64 positions"):
+    with pytest.raises(ValueError, match=r"longer than the (model.s )?64 positions"):
         bert.fit([too_long, keras.ops.zeros_like(too_long)], np.zeros((1, 80, 32)), verbose=0)
     bert.fit(inputs, targets, verbose=0)
     assert np.isfinite(bert.predict(inputs, verbose=0)).all()
