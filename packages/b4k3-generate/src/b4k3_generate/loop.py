@@ -73,7 +73,10 @@ class DecodeLoop:
         lengths = ops.cast(prompt_lengths, "int32")
         limits = ops.minimum(ops.cast(end_positions, "int32"), max_length)
         cache = self.transformer.build_cache(batch_size, cache_length or max_length)
-        logits, cache = self.transformer.call_with_cache(token_ids[:, :prompt_width], cache, 0)
+        # A state model must stop each row's state at its own prompt (a KV cache keeps the
+        # padding's entries, overwritten before anything reads them).
+        lengths_argument = {"lengths": lengths} if getattr(self.transformer, "reads_prompt_lengths", False) else {}
+        logits, cache = self.transformer.call_with_cache(token_ids[:, :prompt_width], cache, 0, **lengths_argument)
         last_logits = ops.take_along_axis(logits, (lengths - 1)[:, None, None], axis=1)[:, 0]
         token = self.choose(last_logits, token_ids, lengths, seed, 0)
         state = LoopState(token_ids, cache, token, lengths, lengths >= limits, 0, lengths, limits, seed)

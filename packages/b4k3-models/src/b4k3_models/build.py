@@ -81,6 +81,9 @@ def build_transformer_model(
         if model is DEFAULT_MODEL:
             model = hf_model
     family = lookup_model(model)
+    if checkpoint_path is not None and hasattr(family, "config_from_checkpoint"):
+        # A family whose checkpoints carry no config (RWKV's .pth) reads its sizes from the arrays.
+        checkpoint_path, configs = family.config_from_checkpoint(checkpoint_path, configs)
     if application not in APPLICATIONS:
         raise ValueError(f"application must be one of {sorted(APPLICATIONS)}, got {application!r}")
     if issubclass(family, LM_Mask) and application != "encoder":

@@ -25,6 +25,9 @@ protocol"); b4k3-generate reads nothing else:
   the loop samples through their logarithm), 'linear' (logits), or False (no LM head: refused).
 - `max_positions`: the most positions the model can read (learned absolute positions), or None
   (rotary and relative positions have no bound); a longer generation is refused before it starts.
+- `reads_prompt_lengths` (optional, default False): when True, the prefill's `call_with_cache`
+  also gets `lengths=` `(batch,)`, each row's prompt length within the `T` tokens given; the
+  tokens after it are padding that must not change the row's cache (a state model).
 
 What the two other kinds of model add, within the same two methods:
 - An encoder-decoder (T5) takes its encoder's inputs in `build_cache(batch_size, max_length,
@@ -33,8 +36,8 @@ What the two other kinds of model add, within the same two methods:
   `call_with_cache` then reads decoder tokens only, its relative position bias computed from
   `index`.
 - A state model (RWKV6) keeps each layer's recurrent states in the cache: their size does not
-  depend on `max_length`, `index` only tells which rows are at which step, and it has no
-  `resize_cache`.
+  depend on `max_length`, `index` only tells which rows are at which step, it has no
+  `resize_cache`, and it reads the prompt lengths in the prefill (`reads_prompt_lengths`).
 
 `CachedDecoding` implements the protocol from the block protocol's hooks (`model_inputs`'s
 `ModelInputs`, `apply_embeddings`, `apply_block`, `apply_final_layers`): positions come from the

@@ -350,7 +350,7 @@ class Transformer:
         `norm(x + f(x))` (BERT), 'pre' `x + f(norm(x))` (Llama), 'pre' and 'output'
         `x + norm(f(norm(x)))` (Gemma2). Returns `(x, cache)`, the cache when `arguments` passes
         one to the layer."""
-        name = block_layer_name(index, sublayer)
+        name = self.sublayer_name(index, sublayer)
         norms = self.sublayer_norms(sublayer)
         y = self.apply_norm(x, self.norm_name(name, "pre")) if "pre" in norms else x
         y = self.apply(y, arguments=arguments, name=name, **layer)
@@ -364,6 +364,11 @@ class Transformer:
         if "post" in norms:
             x = self.apply_norm(x, self.norm_name(name, "post"))
         return x, cache
+
+    def sublayer_name(self, index, sublayer):
+        """The name of block `index`'s `sublayer`: bert4keras' `Transformer-0-MultiHeadSelfAttention`
+        by default (RWKV6 has bert4keras3's `RWKV-0-TimeMix`)."""
+        return block_layer_name(index, sublayer)
 
     def sublayer_norms(self, sublayer):
         """The norms around `sublayer` (`ATTENTION` or `FEED_FORWARD`), among 'pre', 'output' and
