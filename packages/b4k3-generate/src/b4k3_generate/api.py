@@ -82,13 +82,13 @@ class Decoder:
     def cache_lengths(self, prompt_width, max_length):
         return cache_lengths(prompt_width, max_length) if self.grows else [max_length]
 
-    def decode(self, token_ids, prompt_lengths, end_positions, seed, prompt_width):
+    def decode(self, token_ids, prompt_lengths, end_positions, seed, prompt_width, cache=None):
         """The `(batch, max_length)` tokens: prompts, generated tokens, end-token fill."""
         if self._segment is None:
-            states = self.states(token_ids, prompt_lengths, end_positions, seed, prompt_width)
+            states = self.states(token_ids, prompt_lengths, end_positions, seed, prompt_width, cache)
             return self._finish(collections.deque(states, maxlen=1)[0])  # the last state
         lengths = self.cache_lengths(prompt_width, np.shape(token_ids)[1])
-        state = self._prefill(token_ids, prompt_lengths, end_positions, seed, prompt_width, lengths[0])
+        state = self._prefill(token_ids, prompt_lengths, end_positions, seed, prompt_width, lengths[0], cache)
         state = self._segment(state, lengths[0])
         for length in lengths[1:]:
             if bool(keras.ops.all(state.finished)):
@@ -96,20 +96,20 @@ class Decoder:
             state = self._segment(self._resize(state, length), length)
         return self._finish(state)
 
-    def steps(self, token_ids, prompt_lengths, end_positions, seed, prompt_width):
+    def steps(self, token_ids, prompt_lengths, end_positions, seed, prompt_width, cache=None):
         """Yields `(tokens, running)` after each step: the `(batch,)` tokens just written and which
         rows were still running when they were (NumPy); returns the finished buffer."""
         running = np.ones(len(prompt_lengths), dtype=bool)
-        for state in self.states(token_ids, prompt_lengths, end_positions, seed, prompt_width):
+        for state in self.states(token_ids, prompt_lengths, end_positions, seed, prompt_width, cache):
             yield keras.ops.convert_to_numpy(state.token), running
             running = ~keras.ops.convert_to_numpy(state.finished)
         return keras.ops.convert_to_numpy(self._finish(state))
 
-    def states(self, token_ids, prompt_lengths, end_positions, seed, prompt_width):
+    def states(self, token_ids, prompt_lengths, end_positions, seed, prompt_width, cache=None):
         """Yields the loop state after the prefill and after each step, until every row has
         ended; the cache grows before a step that would not fit it. One host check per step."""
         lengths = self.cache_lengths(prompt_width, np.shape(token_ids)[1])
-        state = self._prefill(token_ids, prompt_lengths, end_positions, seed, prompt_width, lengths[0])
+        state = self._prefill(token_ids, prompt_lengths, end_positions, seed, prompt_width, lengths[0], cache)
         while True:
             yield state
             running = ~keras.ops.convert_to_numpy(state.finished)
@@ -160,10 +160,11 @@ class CacheModel:
         last = np.where(nonzero.any(axis=1), tokens.shape[1] - np.argmax(nonzero[:, ::-1], axis=1), 0)
         return np.maximum(last, max(1, self.index_bias)).astype("int32")
 
-    def predict(self, tokens, prompt_lengths=None, seed=None):
+    def predict(self, tokens, prompt_lengths=None, seed=None, cache=None):
         """`tokens` `(batch, <= max_length)` int prompts, right-padded with 0 -> `(batch, max_length)`
         int32: each prompt followed by its generated tokens, rows ended with `end_token` filled with
-        it. `prompt_lengths` overrides the trailing-zero rule (for prompts that end with token 0)."""
+        it. `prompt_lengths` overrides the trailing-zero rule (for prompts that end with token 0);
+        `cache` is a state model's states to start from (default: the model's initial ones)."""
         tokens = np.asarray(tokens, dtype="int32")
         if tokens.ndim != 2 or tokens.shape[1] > self.max_length:
             raise ValueError(f"tokens must be (batch, <= {self.max_length}) token ids, got shape {tokens.shape}")
@@ -178,8 +179,8 @@ class CacheModel:
         width = int(tokens.shape[1])
         ends = np.full_like(lengths, self.max_length)
         if not self.progress_print:
-            return keras.ops.convert_to_numpy(self._decoder.decode(buffer, lengths, ends, _seed(seed), width))
-        steps = self._decoder.steps(buffer, lengths, ends, _seed(seed), width)
+            return keras.ops.convert_to_numpy(self._decoder.decode(buffer, lengths, ends, _seed(seed), width, cache))
+        steps = self._decoder.steps(buffer, lengths, ends, _seed(seed), width, cache)
         with tqdm(total=int((ends - lengths).max()), desc="generating", unit="token") as bar:
             while True:
                 try:
@@ -233,6 +234,7 @@ def generate(
     penalty_window=None,
     max_penalty_range=None,
     jit_compile="auto",
+    cache=None,
 ):
     """Continues each prompt (a list of token-id lists, any lengths) by up to `max_new_tokens`
     tokens; returns each row's new tokens (up to and including its end token).
@@ -244,6 +246,8 @@ def generate(
         penalty, temperature, mask_output, penalty_window, max_penalty_range: the processing;
             unset ones come from the transformer (the arguments given to build_transformer_model).
         jit_compile: 'auto', True or False, as in `build_cache_model`.
+        cache: a state model's states (one row per prompt) to continue from, e.g. those RWKV6's
+            `read` returns after an earlier text; default the model's initial ones.
     """
     settings, buffer, lengths, ends, width = _batch(
         transformer,
@@ -259,7 +263,7 @@ def generate(
         penalty_window=penalty_window,
         max_penalty_range=max_penalty_range,
     )
-    output = decoder(transformer, settings, jit_compile).decode(buffer, lengths, ends, _seed(seed), width)
+    output = decoder(transformer, settings, jit_compile).decode(buffer, lengths, ends, _seed(seed), width, cache)
     output = keras.ops.convert_to_numpy(output)
     return [
         _new_tokens(output[row, length : length + max_new_tokens], settings.end_tokens)
@@ -281,6 +285,7 @@ def stream(
     penalty_window=None,
     max_penalty_range=None,
     jit_compile="auto",
+    cache=None,
 ):
     """`generate`, yielding as the tokens are produced: at each step, one entry per row, the token
     it just produced or None once it has ended. Same arguments as `generate`."""
@@ -298,7 +303,8 @@ def stream(
         penalty_window=penalty_window,
         max_penalty_range=max_penalty_range,
     )
-    for tokens, running in decoder(transformer, settings, jit_compile).steps(buffer, lengths, ends, _seed(seed), width):
+    steps = decoder(transformer, settings, jit_compile).steps(buffer, lengths, ends, _seed(seed), width, cache)
+    for tokens, running in steps:
         yield [int(token) if is_running else None for token, is_running in zip(tokens, running, strict=True)]
 
 

@@ -60,19 +60,22 @@ class DecodeLoop:
         self.fill = settings.end_tokens[0] if settings.end_tokens else 0
         self.to_logits = head_to_logits(transformer, settings.search_mode)
 
-    def prefill(self, token_ids, prompt_lengths, end_positions, seed, prompt_width, cache_length=None):
+    def prefill(self, token_ids, prompt_lengths, end_positions, seed, prompt_width, cache_length=None, cache=None):
         """Runs the prompts (the first `prompt_width` positions, a Python int at least the
         longest prompt) and chooses each row's first token: the initial loop state.
 
         `token_ids` `(batch, max_length)` int32 holds row `b`'s prompt in its first
         `prompt_lengths[b]` entries; the row is generated up to `end_positions[b]` (excluded).
         The cache has room for `cache_length` positions (a Python int, default `max_length`).
+        `cache`: the cache to start from instead of `build_cache`'s (a state model's states after
+        an earlier text, to continue it).
         """
         token_ids, seed = ops.convert_to_tensor(token_ids, "int32"), ops.convert_to_tensor(seed, "int32")
         batch_size, max_length = ops.shape(token_ids)[0], ops.shape(token_ids)[1]
         lengths = ops.cast(prompt_lengths, "int32")
         limits = ops.minimum(ops.cast(end_positions, "int32"), max_length)
-        cache = self.transformer.build_cache(batch_size, cache_length or max_length)
+        if cache is None:
+            cache = self.transformer.build_cache(batch_size, cache_length or max_length)
         # A state model must stop each row's state at its own prompt (a KV cache keeps the
         # padding's entries, overwritten before anything reads them).
         lengths_argument = {"lengths": lengths} if getattr(self.transformer, "reads_prompt_lengths", False) else {}

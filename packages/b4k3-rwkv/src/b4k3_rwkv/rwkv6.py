@@ -26,6 +26,7 @@ from b4k3_rwkv.checkpoint import (
     rwkv6_config,
 )
 from b4k3_rwkv.layers import MIXES, ChannelMix, TimeMix
+from b4k3_rwkv.state_io import StateCacheModel
 
 TIME_MIX, CHANNEL_MIX = "TimeMix", "ChannelMix"
 
@@ -185,6 +186,41 @@ class RWKV6(Transformer):
             x, layer_cache = self.apply_block(x, layer_index, {"cache": layer_cache, "lengths": lengths})
             new_cache.append(layer_cache)
         return self.apply_final_layers(x), new_cache
+
+    def read(self, token_ids, state=None):
+        """The states after reading each row of `token_ids` (token-id lists, any lengths) from
+        `state` (default the initial states): what `generate(..., cache=)` continues from."""
+        rows = [list(row) for row in token_ids]
+        if not rows or not all(rows):
+            raise ValueError("read needs at least one row, and every row at least one token")
+        lengths = np.array([len(row) for row in rows], dtype="int32")
+        padded = np.zeros((len(rows), lengths.max()), dtype="int32")
+        for index, row in enumerate(rows):
+            padded[index, : len(row)] = row
+        _, state = self.call_with_cache(padded, self.build_cache(len(rows)) if state is None else state, lengths=lengths)
+        return state
+
+    def build_cache_model(
+        self,
+        input_lengths,
+        end_token,
+        search_mode="greedy",
+        k=1,
+        progress_print=False,
+        index_bias=0,
+        input_state=False,
+        output_state=False,
+        jit_compile="auto",
+    ):
+        """bert4keras3's generator (b4k3-generate's `build_cache_model`), with `input_state`:
+        `predict([tokens, state])` starts from `state`, and `output_state`: it returns `[tokens,
+        state after them]` (see `state_io.StateCacheModel`)."""
+        cache_model = super().build_cache_model(
+            input_lengths, end_token, search_mode, k, progress_print, index_bias, jit_compile
+        )
+        if not (input_state or output_state):
+            return cache_model
+        return StateCacheModel(self, cache_model, input_state, output_state)
 
     # State tuning
 
