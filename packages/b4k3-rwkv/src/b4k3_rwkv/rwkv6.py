@@ -48,6 +48,7 @@ class RWKV6(Transformer):
     """
 
     embedding_steps = ("token", "norm", "dropout")
+    optional_layers = ("RWKV-LM",)  # a checkpoint's head is expected even without one (with_lm=False)
     norm_placement = "pre"
     norm_layer = LayerNormalization
 
