@@ -110,10 +110,23 @@ class StatefulMix(KeepsTrainability, keras.layers.Layer):
         for weight in self.weights:
             if "lora_" not in weight.path:
                 weight.trainable = False
-        if time_shift_tuning and self.initial_shift is None:
-            self.initial_shift = self.add_weight(
-                name="initial_shift", shape=(1, self.hidden_size), initializer="zeros", autocast=False
-            )
+        if time_shift_tuning:
+            self.add_initial_shift()
+
+    def add_initial_shift(self):
+        """Adds `initial_shift`, the time-shift state every text starts from (zeros until trained
+        or loaded), once."""
+        if self.initial_shift is None:
+            self.initial_shift = self.add_state_weight("initial_shift", (1, self.hidden_size))
+
+    def add_state_weight(self, name, shape):
+        """A float32 weight of zeros added to the built layer (unlocking its tracker for it, as
+        Keras' own `enable_lora` does)."""
+        self._tracker.unlock()
+        try:
+            return self.add_weight(name=name, shape=shape, initializer="zeros", autocast=False)
+        finally:
+            self._tracker.lock()
 
     enable_state_tunig = enable_state_tuning  # bert4keras3's spelling
 
@@ -256,9 +269,13 @@ class TimeMix(StatefulMix):
         state `initial_state` `(1, heads, head_size, head_size)`, zeros at first; with
         `time_shift_tuning` also the initial time-shift state."""
         super().enable_state_tuning(time_shift_tuning)
+        self.add_initial_state()
+
+    def add_initial_state(self):
+        """Adds `initial_state`, the wkv state every text starts from (zeros until trained or
+        loaded), once."""
         if self.initial_state is None:
-            shape = (1, self.heads, self.head_size, self.head_size)
-            self.initial_state = self.add_weight(name="initial_state", shape=shape, initializer="zeros", autocast=False)
+            self.initial_state = self.add_state_weight("initial_state", (1, self.heads, self.head_size, self.head_size))
 
     enable_state_tunig = enable_state_tuning  # bert4keras3's spelling
 

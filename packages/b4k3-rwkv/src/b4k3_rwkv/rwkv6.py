@@ -24,6 +24,7 @@ from b4k3_rwkv.checkpoint import (
     open_rwkv_checkpoint,
     per_head,
     rwkv6_config,
+    time_state,
 )
 from b4k3_rwkv.layers import MIXES, ChannelMix, TimeMix
 from b4k3_rwkv.state_io import StateCacheModel
@@ -255,8 +256,33 @@ class RWKV6(Transformer):
         return reader, {**config, **implied}
 
     def load_weights_from_checkpoint(self, checkpoint, mapping=None):
-        """Loads an official RWKV-6 state dict: a `.pth` file, a `.safetensors` file or a dict."""
-        return super().load_weights_from_checkpoint(open_rwkv_checkpoint(checkpoint), mapping)
+        """Loads an official RWKV-6 state dict: a `.pth` file, a `.safetensors` file or a dict.
+        A state-tuned one (RWKV-PEFT merged, with `blocks.{i}.att.time_state`) also sets the wkv
+        states every text starts from, as the `rwkv` package does."""
+        reader = open_rwkv_checkpoint(checkpoint)
+        if any(key.endswith(".att.time_state") for key in reader):
+            for index in range(self.num_hidden_layers):
+                self.mixing_layers(index)[0].add_initial_state()
+        return super().load_weights_from_checkpoint(reader, mapping)
+
+    def load_time_state(self, checkpoint):
+        """Loads an RWKV-PEFT state-tuning file (`blocks.{i}.att.time_state` `(heads, head_size,
+        head_size)` per layer, values first) as the initial wkv states; every key must fit."""
+        reader = open_rwkv_checkpoint(checkpoint)
+        try:
+            keys = [f"blocks.{index}.att.time_state" for index in range(self.num_hidden_layers)]
+            shape = (self.num_attention_heads, self.attention_head_size, self.attention_head_size)
+            problems = [f"{key}: missing" for key in keys if key not in reader]
+            problems += [f"{key}: {reader.shape(key)}, expected {shape}" for key in keys if key in reader and reader.shape(key) != shape]
+            problems += [f"{key}: not a state of this model" for key in reader if key not in keys]
+            if problems:
+                raise ValueError(f"The state file {reader.source} does not fit {type(self).__name__}: " + "; ".join(problems))
+            for index, key in enumerate(keys):
+                time_mix = self.mixing_layers(index)[0]
+                time_mix.add_initial_state()
+                time_mix.initial_state.assign(time_state(reader.read(key)))
+        finally:
+            reader.close()
 
     def variable_mapping(self, checkpoint):
         mapping = {
@@ -271,6 +297,8 @@ class RWKV6(Transformer):
             mapping[f"{time_mix}-Norm"] = HF_NAMES.norm(f"{block}.ln1")
             mapping[f"{channel_mix}-Norm"] = HF_NAMES.norm(f"{block}.ln2")
             mapping[time_mix] = self.time_mix_weights(f"{block}.att")
+            if self.mixing_layers(index)[0].initial_state is not None:
+                mapping[time_mix]["initial_state"] = Weight(f"{block}.att.time_state", time_state)
             mapping[channel_mix] = {
                 "time_mix_k": Weight(f"{block}.ffn.time_maa_k", flat),
                 "time_mix_r": Weight(f"{block}.ffn.time_maa_r", flat),
