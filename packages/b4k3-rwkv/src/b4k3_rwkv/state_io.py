@@ -35,9 +35,9 @@ class StateCacheModel:
         self.output_state = output_state
 
     def predict(self, inputs, prompt_lengths=None, seed=None):
-        tokens, state = inputs if self.input_state else (inputs, None)
         if self.input_state and (not isinstance(inputs, (list, tuple)) or len(inputs) != 2):
             raise ValueError("input_state=True: predict takes [tokens, state] (state as RWKV6.read returns it)")
+        tokens, state = inputs if self.input_state else (inputs, None)
         tokens = np.asarray(tokens, dtype="int32")
         output = self.cache_model.predict(tokens, prompt_lengths, seed, cache=state)
         if not self.output_state:
