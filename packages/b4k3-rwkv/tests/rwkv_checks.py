@@ -12,8 +12,8 @@ import os
 os.environ.setdefault("RWKV_JIT_ON", "0")  # the rwkv package reads both at import
 os.environ.setdefault("RWKV_CUDA_ON", "0")
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
 TINY_RWKV6 = {"vocab_size": 1000, "hidden_size": 128, "num_hidden_layers": 2, "heads": 2, "intermediate_size": 448}
 DECOMPOSER_SIZE, TIME_DECAY_SIZE = 32, 64
@@ -33,7 +33,9 @@ def tiny_state_dict(seed=0, sizes=TINY_RWKV6):
         return torch.rand(*shape, generator=generator)
 
     weights = {"emb.weight": normal(vocab, hidden)}
-    weights.update({"blocks.0.ln0.weight": normal(hidden, std=0.1, mean=1.0), "blocks.0.ln0.bias": normal(hidden, std=0.1)})
+    weights.update(
+        {"blocks.0.ln0.weight": normal(hidden, std=0.1, mean=1.0), "blocks.0.ln0.bias": normal(hidden, std=0.1)}
+    )
     for index in range(sizes["num_hidden_layers"]):
         block = f"blocks.{index}"
         for norm in ("ln1", "ln2"):

@@ -34,7 +34,14 @@ def test_sizes_are_read_from_the_state_dict(rwkv6):
     assert (rwkv6.vocab_size, rwkv6.hidden_size, rwkv6.num_hidden_layers) == (1000, 128, 2)
     assert (rwkv6.num_attention_heads, rwkv6.attention_head_size, rwkv6.intermediate_size) == (2, 64, 448)
     assert (rwkv6.decomposer_size, rwkv6.time_decay_size) == (32, 64)
-    for name in ("Embedding-Token", "Embedding-Norm", "RWKV-0-TimeMix", "RWKV-1-ChannelMix-Norm", "Output-Norm", "RWKV-LM"):
+    for name in (
+        "Embedding-Token",
+        "Embedding-Norm",
+        "RWKV-0-TimeMix",
+        "RWKV-1-ChannelMix-Norm",
+        "Output-Norm",
+        "RWKV-LM",
+    ):
         assert rwkv6.model.get_layer(name) is not None
 
 
@@ -102,7 +109,7 @@ def test_a_pth_that_is_not_only_tensors_is_refused_unread(tmp_path):
     with pytest.raises(ValueError, match=r"torch.load\(weights_only=True\) failed"):
         build_transformer_model(checkpoint_path=path, model="rwkv6")
     path.write_bytes(pickle.dumps([1, 2, 3], protocol=2))
-    with pytest.raises(ValueError, match="object.pth"):
+    with pytest.raises(ValueError, match=r"object\.pth"):
         build_transformer_model(checkpoint_path=path, model="rwkv6")
     torch.save([torch.ones(2)], path)
     with pytest.raises(ValueError, match="holds a list, not a state dict"):
@@ -112,7 +119,7 @@ def test_a_pth_that_is_not_only_tensors_is_refused_unread(tmp_path):
 def test_a_damaged_pth_is_named(rwkv6_pth, tmp_path):
     path = tmp_path / "cut.pth"
     path.write_bytes(rwkv6_pth.read_bytes()[:5000])
-    with pytest.raises(ValueError, match="cut.pth"):
+    with pytest.raises(ValueError, match=r"cut\.pth"):
         build_transformer_model(checkpoint_path=path, model="rwkv6")
 
 
@@ -130,7 +137,9 @@ def test_a_state_tuned_checkpoint_starts_from_its_states_as_the_rwkv_package(tmp
     head_size = sizes["hidden_size"] // sizes["heads"]
     generator = torch.Generator().manual_seed(4)
     for index in range(sizes["num_hidden_layers"]):
-        weights[f"blocks.{index}.att.time_state"] = torch.randn(sizes["heads"], head_size, head_size, generator=generator)
+        weights[f"blocks.{index}.att.time_state"] = torch.randn(
+            sizes["heads"], head_size, head_size, generator=generator
+        )
     path = save_pth(weights, tmp_path / "tuned.pth")
     expected, _ = Reference(path).forward(TOKENS[0])
     model = build_transformer_model(checkpoint_path=path, model="rwkv6", with_lm="linear")

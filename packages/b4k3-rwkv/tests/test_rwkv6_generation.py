@@ -30,7 +30,10 @@ def test_stream_and_build_cache_model_give_the_same_tokens(rwkv6, expected_greed
         padded[row, : len(prompt)] = prompt
     tokens = rwkv6.build_cache_model([7 + NEW_TOKENS], end_token=None).predict(padded)
     for row, prompt in enumerate(PROMPTS):
-        assert tokens[row, len(prompt) : len(prompt) + NEW_TOKENS].tolist() == expected_greedy[row][: 7 + NEW_TOKENS - len(prompt)]
+        assert (
+            tokens[row, len(prompt) : len(prompt) + NEW_TOKENS].tolist()
+            == expected_greedy[row][: 7 + NEW_TOKENS - len(prompt)]
+        )
 
 
 def test_an_end_token_stops_its_row(rwkv6, expected_greedy):
@@ -83,7 +86,8 @@ def test_build_cache_model_with_input_and_output_state(rwkv6):
     tokens = np.array([PROMPTS[0] + [0], PROMPTS[1] + [0, 0, 0]], dtype="int32")
     output, state = generator.predict([tokens, rwkv6.build_cache(2)])
     rows = [output[0, : len(PROMPTS[0]) + 2].tolist(), output[1].tolist()]
-    assert rows[0][-1] == end and end not in output[1, len(PROMPTS[1]) :]
+    assert rows[0][-1] == end
+    assert end not in output[1, len(PROMPTS[1]) :]
     for actual_layer, expected_layer in zip(state, rwkv6.read(rows), strict=True):
         for actual, expected in zip(actual_layer, expected_layer, strict=True):
             assert_close(keras.ops.convert_to_numpy(actual), keras.ops.convert_to_numpy(expected))

@@ -50,7 +50,9 @@ def test_ragged_rows_read_in_one_call_stop_at_their_own_length(rwkv6, reference)
 
 
 def test_the_recurrent_kernel_gives_the_chunked_one_s_logits(rwkv6, rwkv6_pth):
-    recurrent = build_transformer_model(checkpoint_path=rwkv6_pth, model="rwkv6", with_lm="linear", rwkv_kernel="recurrent")
+    recurrent = build_transformer_model(
+        checkpoint_path=rwkv6_pth, model="rwkv6", with_lm="linear", rwkv_kernel="recurrent"
+    )
     batch = padded(PROMPTS)
     expected = keras.ops.convert_to_numpy(rwkv6.model.predict(batch, verbose=0))
     assert_close(keras.ops.convert_to_numpy(recurrent.predict(batch, verbose=0)), expected)

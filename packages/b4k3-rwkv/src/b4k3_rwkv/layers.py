@@ -258,7 +258,9 @@ class TimeMix(StatefulMix):
         self.decomposed_dense_w = DecomposerDense(size, self.time_decay_size, use_bias=True, name="decomposed_dense_w")
         self.decomposed_dense_w.build(input_shape)
         for name in ("r", "k", "v", "g", "o"):
-            dense = dense_sublayer(self, f"dense_{name}", size, input_shape, use_bias=False, kernel_initializer="glorot_uniform")
+            dense = dense_sublayer(
+                self, f"dense_{name}", size, input_shape, use_bias=False, kernel_initializer="glorot_uniform"
+            )
             setattr(self, f"dense_{name}", dense)
         self.time_faaaa = self.add_weight(name="time_faaaa", shape=(self.heads, self.head_size), initializer="zeros")
         self.group_ln = GroupNorm(size, self.head_size, name="group_ln")

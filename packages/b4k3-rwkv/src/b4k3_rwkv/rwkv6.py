@@ -111,11 +111,11 @@ class RWKV6(Transformer):
             return x, None
         time_shift, wkv_state, channel_shift = cache
         time_arguments = {"cache": (time_shift, wkv_state), "lengths": lengths}
-        x, (time_shift, wkv_state) = self.apply_sublayer(x, index, TIME_MIX, self.attention_layer(index), time_arguments)
-        channel_arguments = {"cache": channel_shift, "lengths": lengths}
-        x, channel_shift = self.apply_sublayer(
-            x, index, CHANNEL_MIX, self.feed_forward_layer(index), channel_arguments
+        x, (time_shift, wkv_state) = self.apply_sublayer(
+            x, index, TIME_MIX, self.attention_layer(index), time_arguments
         )
+        channel_arguments = {"cache": channel_shift, "lengths": lengths}
+        x, channel_shift = self.apply_sublayer(x, index, CHANNEL_MIX, self.feed_forward_layer(index), channel_arguments)
         return x, (time_shift, wkv_state, channel_shift)
 
     def apply_final_layers(self, inputs):
@@ -133,9 +133,7 @@ class RWKV6(Transformer):
         activation = "softmax" if self.with_lm is True else self.with_lm
         if activation in ("linear", None):
             return x
-        return self.apply(
-            x, keras.layers.Activation, activation=activation, dtype="float32", name="RWKV-LM-Activation"
-        )
+        return self.apply(x, keras.layers.Activation, activation=activation, dtype="float32", name="RWKV-LM-Activation")
 
     # Decoding protocol (see b4k3_models.decoding)
 
@@ -153,7 +151,9 @@ class RWKV6(Transformer):
 
     def mixing_layers(self, index):
         """Block `index`'s `(TimeMix, ChannelMix)` layers."""
-        return tuple(self.layers[self.prefixed(f"{self.sublayer_name(index, name)}")] for name in (TIME_MIX, CHANNEL_MIX))
+        return tuple(
+            self.layers[self.prefixed(f"{self.sublayer_name(index, name)}")] for name in (TIME_MIX, CHANNEL_MIX)
+        )
 
     def build_cache(self, batch_size, max_length=None):
         """The initial states of every layer: `[(time shift, wkv, channel shift), ...]`, zeros or
@@ -199,7 +199,9 @@ class RWKV6(Transformer):
         padded = np.zeros((len(rows), lengths.max()), dtype="int32")
         for index, row in enumerate(rows):
             padded[index, : len(row)] = row
-        _, state = self.call_with_cache(padded, self.build_cache(len(rows)) if state is None else state, lengths=lengths)
+        _, state = self.call_with_cache(
+            padded, self.build_cache(len(rows)) if state is None else state, lengths=lengths
+        )
         return state
 
     def build_cache_model(
@@ -249,9 +251,13 @@ class RWKV6(Transformer):
         a config file or arguments), which must agree with them."""
         reader = open_rwkv_checkpoint(checkpoint)
         implied = rwkv6_config(reader)
-        disagree = {key: (config[key], value) for key, value in implied.items() if key in config and config[key] != value}
+        disagree = {
+            key: (config[key], value) for key, value in implied.items() if key in config and config[key] != value
+        }
         if disagree:
-            described = ", ".join(f"{key}={given!r} (the checkpoint has {value!r})" for key, (given, value) in disagree.items())
+            described = ", ".join(
+                f"{key}={given!r} (the checkpoint has {value!r})" for key, (given, value) in disagree.items()
+            )
             raise ValueError(f"The config disagrees with the checkpoint {reader.source}: {described}; fix or drop them")
         return reader, {**config, **implied}
 
@@ -273,10 +279,16 @@ class RWKV6(Transformer):
             keys = [f"blocks.{index}.att.time_state" for index in range(self.num_hidden_layers)]
             shape = (self.num_attention_heads, self.attention_head_size, self.attention_head_size)
             problems = [f"{key}: missing" for key in keys if key not in reader]
-            problems += [f"{key}: {reader.shape(key)}, expected {shape}" for key in keys if key in reader and reader.shape(key) != shape]
+            problems += [
+                f"{key}: {reader.shape(key)}, expected {shape}"
+                for key in keys
+                if key in reader and reader.shape(key) != shape
+            ]
             problems += [f"{key}: not a state of this model" for key in reader if key not in keys]
             if problems:
-                raise ValueError(f"The state file {reader.source} does not fit {type(self).__name__}: " + "; ".join(problems))
+                raise ValueError(
+                    f"The state file {reader.source} does not fit {type(self).__name__}: " + "; ".join(problems)
+                )
             for index, key in enumerate(keys):
                 time_mix = self.mixing_layers(index)[0]
                 time_mix.add_initial_state()
@@ -320,7 +332,9 @@ class RWKV6(Transformer):
         }
         for index, mix in enumerate(MIXES):
             sublayer = f"decomposed_dense_x{mix}"
-            weights[f"{sublayer}/dense_a/kernel"] = Weight(f"{scope}.time_maa_w1", mix_columns(index, self.decomposer_size))
+            weights[f"{sublayer}/dense_a/kernel"] = Weight(
+                f"{scope}.time_maa_w1", mix_columns(index, self.decomposer_size)
+            )
             weights[f"{sublayer}/dense_b/kernel"] = Weight(f"{scope}.time_maa_w2", mix_matrix(index))
             weights[f"{sublayer}/dense_b/bias"] = Weight(f"{scope}.time_maa_{mix}", flat)
         for name, official in (("r", "receptance"), ("k", "key"), ("v", "value"), ("g", "gate"), ("o", "output")):
