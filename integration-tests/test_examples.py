@@ -66,7 +66,7 @@ def printed_nearest_neighbours(output):
 
 
 def check_encode_sentences(output):
-    assert printed_backend(output) == os.environ.get("KERAS_BACKEND", "tensorflow")
+    assert printed_backend(output) == os.environ.get("KERAS_BACKEND", "jax")
     nearest = printed_nearest_neighbours(output)
     assert {sentence: neighbour for sentence, (neighbour, _) in nearest.items()} == PARTNERS, output
     similarities = printed_similarities(output)
@@ -84,7 +84,7 @@ def check_chat(output):
     from smollm2 import smollm2_gguf_path
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    assert printed_backend(output) == os.environ.get("KERAS_BACKEND", "tensorflow")
+    assert printed_backend(output) == os.environ.get("KERAS_BACKEND", "jax")
     gguf = smollm2_gguf_path()
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32).eval()
@@ -98,7 +98,18 @@ def check_chat(output):
 
 # What each example must print, by script name: every example needs one. The arguments it runs
 # with, where it takes some (a short answer keeps the chat example quick).
-OUTPUT_CHECKS = {"encode_sentences.py": check_encode_sentences, "chat.py": check_chat}
+def check_downstream_decoder(output):
+    assert printed_backend(output) == os.environ.get("KERAS_BACKEND", "jax")
+    assert "greedy equals the plain loop: True" in output, output
+    assert "equals the plain loop with them banned: True" in output, output
+    assert len(re.findall(r"^  \[", output, re.MULTILINE)) > 1, f"no streamed steps:\n{output}"
+
+
+OUTPUT_CHECKS = {
+    "encode_sentences.py": check_encode_sentences,
+    "chat.py": check_chat,
+    "downstream_decoder.py": check_downstream_decoder,
+}
 ARGUMENTS = {"chat.py": ["--max-new-tokens", str(CHAT_TOKENS)]}
 
 

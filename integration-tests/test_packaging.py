@@ -8,6 +8,7 @@ package), so CI runs it once, not once per backend: `hatch run packaging:check`.
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -15,11 +16,22 @@ import venv
 
 import pytest
 
-from workspace import DESIGN_GRAPH, distribution_name, package_dirs, transitive_closure
+from workspace import DESIGN_GRAPH, REPO_ROOT, distribution_name, package_dirs, transitive_closure
 
 pytestmark = pytest.mark.slow
 
 BACKENDS = {"jax", "jaxlib", "torch", "tensorflow", "tensorflow-cpu", "tf-keras"}
+
+
+def only_what_you_need():
+    """The README's "Use only what you need" examples: the tokenizer's, then the layers'."""
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Use only what you need", 1)[1].split("\n## ", 1)[0]
+    tokenizer_only, layers_only = re.findall(r"^```python\n(.*?)^```", section, re.DOTALL | re.MULTILINE)
+    return {"b4k3_tokenize": tokenizer_only, "b4k3_layers": layers_only}
+
+
+ONLY_WHAT_YOU_NEED = only_what_you_need()
 
 
 def run(command, **kwargs):
@@ -85,3 +97,6 @@ def test_wheel_installs_alone_with_its_declared_dependencies(package, wheelhouse
         env={**os.environ, "KERAS_BACKEND": "jax"},
     )
     assert imported.strip() == versions[package], "__version__ agrees with the wheel's version"
+    if package in ONLY_WHAT_YOU_NEED:
+        # The README's "Use only what you need" example of this package runs where only it is installed.
+        run([str(python), "-c", ONLY_WHAT_YOU_NEED[package]], env={**os.environ, "KERAS_BACKEND": "jax"})

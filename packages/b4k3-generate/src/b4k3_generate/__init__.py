@@ -2,6 +2,6 @@
 
 from b4k3_generate.api import CacheModel, build_cache_model, generate, stream
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = ["CacheModel", "build_cache_model", "generate", "stream"]

@@ -14,6 +14,12 @@ from b4k3_generate.loop import DecodeLoop, DecodeSettings, cache_lengths, check_
 from b4k3_generate.processors import check_processing
 from b4k3_generate.samplers import check_sampling
 
+# The processing settings of a model without `generation_config`: none (DecodeSettings' defaults).
+NO_PROCESSING = {
+    name: getattr(DecodeSettings, name)
+    for name in ("penalty", "temperature", "mask_output", "penalty_window", "max_penalty_range")
+}
+
 
 def decode_settings(transformer, end_token, search_mode, k, **overrides):
     """Validated `DecodeSettings`: the sampler's, and the processing the transformer was built
@@ -23,7 +29,8 @@ def decode_settings(transformer, end_token, search_mode, k, **overrides):
     check_token_ids(transformer, end_tokens, "end_token")
     check_sampling(search_mode, k)
     processing = {
-        **transformer.generation_config,
+        **NO_PROCESSING,
+        **getattr(transformer, "generation_config", {}),  # optional in the protocol
         **{name: value for name, value in overrides.items() if value is not None},
     }
     check_processing(**processing)

@@ -9,13 +9,15 @@ import numpy as np
 
 
 def check_transformer(transformer):
-    """The model must be b4k3's transformer object of a family that can decode."""
-    if isinstance(transformer, keras.Model):
+    """The model must implement the decoding protocol: b4k3's transformer object of a family that
+    can decode, or any object (a Keras model included) with `build_cache` and `call_with_cache`."""
+    decodes = hasattr(transformer, "build_cache") and hasattr(transformer, "call_with_cache")
+    if isinstance(transformer, keras.Model) and not decodes:
         raise TypeError(
             f"got the Keras model {transformer.name!r}; generation needs the b4k3 transformer object: "
             "build_transformer_model(..., return_keras_model=False)"
         )
-    if not hasattr(transformer, "call_with_cache"):
+    if not decodes:
         raise TypeError(f"{type(transformer).__name__} cannot decode: it has no build_cache / call_with_cache")
     check_can_decode = getattr(transformer, "check_can_decode", None)  # optional in the protocol
     if check_can_decode is not None:

@@ -208,7 +208,7 @@ def compiled(transformer, function, static_argnums=(), jit_compile="auto"):
     if backend == "jax":
         import jax
 
-        variables = transformer.model.variables
+        variables = decoding_variables(transformer)
 
         def stateless(values, *args):
             with keras.StatelessScope(state_mapping=list(zip(variables, values, strict=True))):
@@ -237,3 +237,11 @@ def compiled(transformer, function, static_argnums=(), jit_compile="auto"):
 
         return run
     raise ValueError(f"b4k3-generate runs on jax, torch or tensorflow, not the {backend!r} backend")
+
+
+def decoding_variables(transformer):
+    """The variables `call_with_cache` reads: those of b4k3's Keras model (`transformer.model`), or
+    the object's own when it is itself a Keras layer or model (a downstream decoder)."""
+    if isinstance(transformer, keras.layers.Layer):
+        return transformer.variables
+    return transformer.model.variables

@@ -15,7 +15,7 @@ from b4k3_layers.lora import enable_lora
 from b4k3_layers.norms import GroupNorm, LayerNormalization, LlamaLayerNorm, RMSNormalization, ScaleOffset
 from b4k3_layers.rotary import RotaryEmbedding
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "EfficientGlobalPointer",

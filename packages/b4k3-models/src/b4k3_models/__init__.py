@@ -17,7 +17,7 @@ from b4k3_models.registry import MODELS
 from b4k3_models.transformer import Transformer
 from b4k3_models.weight_maps import CheckpointMismatchError, CheckpointMismatchWarning, Weight
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "BERT",

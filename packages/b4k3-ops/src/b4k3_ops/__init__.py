@@ -7,6 +7,6 @@ check_keras_3()
 from b4k3_ops import backend, ops, snippets  # noqa: E402
 from b4k3_ops.snippets import DataGenerator, sequence_padding, truncate_sequences  # noqa: E402
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = ["DataGenerator", "backend", "ops", "sequence_padding", "snippets", "truncate_sequences"]

@@ -5,7 +5,7 @@ from b4k3_rwkv.layers import ChannelMix, DecomposerDense, TimeMix, TimeShift
 from b4k3_rwkv.rwkv6 import RWKV6
 from b4k3_rwkv.wkv import wkv6, wkv6_chunked, wkv6_recurrent, wkv6_step
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "RWKV6",

@@ -8,7 +8,7 @@ from b4k3_tokenize.sp_tokenizer import SpTokenizer
 from b4k3_tokenize.vocab import load_vocab, save_vocab
 from b4k3_tokenize.wordpiece import Tokenizer
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "AddedToken",
