@@ -68,3 +68,11 @@ def test_heads(rwkv6, rwkv6_pth, with_lm):
         assert_close(outputs, keras.ops.convert_to_numpy(keras.ops.softmax(logits)))
     else:
         assert outputs.shape == (1, len(PROMPTS[0]), rwkv6.hidden_size)
+
+
+def test_batches_of_other_sizes_and_lengths_reuse_the_model(rwkv6, reference):
+    """Later calls with new shapes run in a graph of unknown batch and length (TensorFlow)."""
+    for rows in (PROMPTS[1:], PROMPTS[:1], PROMPTS[2:]):
+        logits = keras.ops.convert_to_numpy(rwkv6.model.predict(padded(rows), verbose=0))
+        for row, prompt in enumerate(rows):
+            assert_close(logits[row, : len(prompt)], reference.forward(prompt)[0])

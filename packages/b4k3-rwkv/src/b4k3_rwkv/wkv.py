@@ -41,13 +41,13 @@ def wkv6_recurrent(r, k, v, log_w, u, state):
     r, k, v, log_w, u, state = _float32(r, k, v, log_w, u, state)
 
     def step(carry, token):
-        _, k_t, v_t, log_w_t = token
+        k_t, v_t, log_w_t = token[..., 0, :], token[..., 1, :], token[..., 2, :]
         return k_t[..., :, None] * v_t[..., None, :] + ops.exp(log_w_t)[..., None] * carry, carry
 
     # The scan yields the state each token reads (Keras' TensorFlow scan needs outputs shaped as
-    # the carry); the outputs are then one product per token.
-    time_first = [ops.moveaxis(tensor, 1, 0) for tensor in (r, k, v, log_w)]
-    state, states_read = ops.scan(step, state, time_first)
+    # the carry, and one input tensor when the length is unknown); the outputs are then one
+    # product per token.
+    state, states_read = ops.scan(step, state, ops.moveaxis(ops.stack([k, v, log_w], axis=-2), 1, 0))
     states_read = ops.moveaxis(states_read, 0, 1) + u[..., None] * k[..., :, None] * v[..., None, :]
     return ops.einsum("bthi,bthij->bthj", r, states_read), state
 
@@ -84,13 +84,13 @@ def wkv6_chunked(r, k, v, log_w, u, state, chunk_size=32):
     state_added = ops.einsum("cbhsi,cbhsj->cbhij", k * ops.exp(chunk_decay - decay_to), v)
     state_kept = ops.moveaxis(ops.exp(chunk_decay), -2, -1)  # (chunks, batch, H, N, 1)
 
-    def step(carry, chunk):
-        added, kept = chunk
-        return kept * carry + added, carry
+    def step(carry, chunk):  # chunk: what the chunk adds, then how much of the state it keeps
+        return chunk[..., -1:] * carry + chunk[..., :-1], carry
 
-    # The scan yields the state entering each chunk (shaped as the carry, as Keras' TensorFlow
-    # scan needs); what it adds to the chunk's outputs is then one batched product.
-    state, states_entering = ops.scan(step, state, (state_added, state_kept))
+    # The scan yields the state entering each chunk (Keras' TensorFlow scan needs outputs shaped
+    # as the carry, and one input tensor when the number of chunks is unknown); what it adds to
+    # the chunk's outputs is then one batched product.
+    state, states_entering = ops.scan(step, state, ops.concatenate([state_added, state_kept], axis=-1))
     y = ops.transpose(y_within + ops.matmul(r_decayed, states_entering), (1, 0, 3, 2, 4))
     y = ops.reshape(y, (batch_size, -1, heads, head_size))[:, :length]
     return y, state
