@@ -158,3 +158,12 @@ def test_a_state_tuned_checkpoint_starts_from_its_states_as_the_rwkv_package(tmp
     del states["blocks.1.att.time_state"]
     with pytest.raises(ValueError, match=r"blocks.1.att.time_state: missing"):
         plain.load_time_state(save_pth(states, tmp_path / "half.pth"))
+
+
+def test_the_registry_names_the_package_rwkv6_needs(monkeypatch):
+    from b4k3_models.registry import lookup_model
+
+    assert lookup_model("RWKV6") is RWKV6
+    monkeypatch.setitem(sys.modules, "b4k3_rwkv", None)
+    with pytest.raises(ImportError, match="model='rwkv6' needs the b4k3-rwkv package"):
+        lookup_model("rwkv6")
