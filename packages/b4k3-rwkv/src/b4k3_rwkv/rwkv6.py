@@ -151,9 +151,7 @@ class RWKV6(Transformer):
 
     def mixing_layers(self, index):
         """Block `index`'s `(TimeMix, ChannelMix)` layers."""
-        return tuple(
-            self.layers[self.prefixed(f"{self.sublayer_name(index, name)}")] for name in (TIME_MIX, CHANNEL_MIX)
-        )
+        return tuple(self.layers[self.prefixed(self.sublayer_name(index, name))] for name in (TIME_MIX, CHANNEL_MIX))
 
     def build_cache(self, batch_size, max_length=None):
         """The initial states of every layer: `[(time shift, wkv, channel shift), ...]`, zeros or
