@@ -1,9 +1,7 @@
 """A tiny random RWKV-6 saved as BlinkDL's `.pth`, its reference run, and b4k3's model of it."""
 
 import pytest
-from rwkv_checks import Reference, save_pth, tiny_state_dict
-
-from b4k3_models import build_transformer_model
+from rwkv_checks import Reference, build_rwkv6, save_pth, tiny_state_dict
 
 
 @pytest.fixture(scope="session")
@@ -24,4 +22,4 @@ def reference(rwkv6_pth):
 @pytest.fixture(scope="session")
 def rwkv6(rwkv6_pth):
     """b4k3's RWKV6 of the `.pth` file, with logits out (its sizes read from the state dict)."""
-    return build_transformer_model(checkpoint_path=rwkv6_pth, model="rwkv6", with_lm="linear", return_keras_model=False)
+    return build_rwkv6(rwkv6_pth)

@@ -65,6 +65,14 @@ def tiny_state_dict(seed=0, sizes=TINY_RWKV6):
     return weights
 
 
+def build_rwkv6(pth_path, **options):
+    """b4k3's RWKV6 transformer of a `.pth` file, logits out, its sizes read from the state dict."""
+    from b4k3_models import build_transformer_model
+
+    arguments = {"model": "rwkv6", "with_lm": "linear", "return_keras_model": False, **options}
+    return build_transformer_model(checkpoint_path=pth_path, **arguments)
+
+
 def save_pth(weights, path):
     """Saves `weights` as BlinkDL's releases are saved (`torch.save` of the state dict)."""
     torch.save({name: tensor.clone() for name, tensor in weights.items()}, path)

@@ -1,22 +1,19 @@
 """State tuning: `enable_state_tuning` makes the initial states the only trainable weights (with
-LoRA adapters when enabled); `fit` trains them and nothing else; a tuned state is saved with the
-model's weights, loads back, and starts every generation."""
+LoRA adapters when enabled); `fit` trains them and nothing else. (That a tuned state saves, loads
+and starts generation is in integration-tests/test_rwkv6_generation.py: it needs b4k3-generate.)"""
 
 import keras
 import numpy as np
 import pytest
+from rwkv_checks import build_rwkv6
 
-from b4k3_generate import generate
 from b4k3_layers import enable_lora
-from b4k3_models import build_transformer_model
 
 TOKENS = np.array([[5, 17, 999, 3, 42, 7, 8, 100], [7, 8, 100, 31, 2, 650, 12, 77]], dtype="int32")
 
 
 def tuned(rwkv6_pth, lora=False, **options):
-    transformer = build_transformer_model(
-        checkpoint_path=rwkv6_pth, model="rwkv6", with_lm="linear", return_keras_model=False
-    )
+    transformer = build_rwkv6(rwkv6_pth)
     if lora:
         enable_lora(transformer.model, rank=4)
     transformer.enable_state_tuning(**options)
@@ -61,27 +58,6 @@ def test_with_lora_the_adapters_train_too(rwkv6_pth):
 
 
 def test_bert4keras3_spelling_is_accepted(rwkv6_pth):
-    transformer = build_transformer_model(checkpoint_path=rwkv6_pth, model="rwkv6", return_keras_model=False)
+    transformer = build_rwkv6(rwkv6_pth)
     transformer.enable_state_tunig(time_shitf_tuning=True)
     assert len(transformer.model.trainable_variables) == 6
-
-
-def test_a_tuned_state_is_saved_loaded_and_starts_generation(rwkv6, rwkv6_pth, tmp_path):
-    """States assigned from a text make generation continue that text; they round-trip through
-    `.weights.h5`."""
-    prompt, follow_up = [5, 17, 999, 3, 42], [11, 12]
-    transformer = tuned(rwkv6_pth, time_shift_tuning=True)
-    for index, states in enumerate(rwkv6.read([prompt])):
-        time_mix, channel_mix = transformer.mixing_layers(index)
-        time_mix.initial_shift.assign(states[0])
-        time_mix.initial_state.assign(states[1])
-        channel_mix.initial_shift.assign(states[2])
-    expected = generate(rwkv6, [prompt + follow_up], 8)
-    assert generate(transformer, [follow_up], 8) == expected
-    path = tmp_path / "tuned.weights.h5"
-    transformer.model.save_weights(path)
-    reloaded = tuned(rwkv6_pth, time_shift_tuning=True)
-    reloaded.model.load_weights(path)
-    for saved, loaded in zip(transformer.model.variables, reloaded.model.variables, strict=True):
-        np.testing.assert_array_equal(keras.ops.convert_to_numpy(loaded), keras.ops.convert_to_numpy(saved))
-    assert generate(reloaded, [follow_up], 8) == expected

@@ -1,16 +1,32 @@
 """RWKV6 generates through b4k3-generate's one loop, its recurrent states as the cache: greedy
 tokens equal the `rwkv` package's greedy continuation on ragged prompts, every sampler and
-processor runs, and a generation continued from its output state equals one long call."""
+processor runs, a generation continued from its output state equals one long call, and a
+state-tuned state starts generation. It crosses b4k3-rwkv and b4k3-generate, so it lives here."""
 
 import keras
 import numpy as np
 import pytest
-from rwkv_checks import assert_close, layer_states
+from rwkv_checks import Reference, assert_close, build_rwkv6, layer_states, save_pth, tiny_state_dict
 
 from b4k3_generate import generate, stream
 
 PROMPTS = [[5, 17, 999, 3, 42], [7, 8, 100], [301, 4, 650, 12, 77, 431, 9]]
 NEW_TOKENS = 12
+
+
+@pytest.fixture(scope="module")
+def rwkv6_pth(tmp_path_factory):
+    return save_pth(tiny_state_dict(), tmp_path_factory.mktemp("rwkv6") / "tiny-x060.pth")
+
+
+@pytest.fixture(scope="module")
+def reference(rwkv6_pth):
+    return Reference(rwkv6_pth)
+
+
+@pytest.fixture(scope="module")
+def rwkv6(rwkv6_pth):
+    return build_rwkv6(rwkv6_pth)
 
 
 @pytest.fixture(scope="module")
@@ -106,3 +122,26 @@ def test_input_state_needs_tokens_and_state(rwkv6):
     generator = rwkv6.build_cache_model([8], end_token=None, input_state=True)
     with pytest.raises(ValueError, match=r"predict takes \[tokens, state\]"):
         generator.predict(np.array([[5, 6]]))
+
+
+def test_a_tuned_state_is_saved_loaded_and_starts_generation(rwkv6, rwkv6_pth, tmp_path):
+    """States assigned from a text make generation continue that text; they round-trip through
+    `.weights.h5`."""
+    prompt, follow_up = [5, 17, 999, 3, 42], [11, 12]
+    transformer = build_rwkv6(rwkv6_pth)
+    transformer.enable_state_tuning(time_shift_tuning=True)
+    for index, states in enumerate(rwkv6.read([prompt])):
+        time_mix, channel_mix = transformer.mixing_layers(index)
+        time_mix.initial_shift.assign(states[0])
+        time_mix.initial_state.assign(states[1])
+        channel_mix.initial_shift.assign(states[2])
+    expected = generate(rwkv6, [prompt + follow_up], 8)
+    assert generate(transformer, [follow_up], 8) == expected
+    path = tmp_path / "tuned.weights.h5"
+    transformer.model.save_weights(path)
+    reloaded = build_rwkv6(rwkv6_pth)
+    reloaded.enable_state_tuning(time_shift_tuning=True)
+    reloaded.model.load_weights(path)
+    for saved, loaded in zip(transformer.model.variables, reloaded.model.variables, strict=True):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(loaded), keras.ops.convert_to_numpy(saved))
+    assert generate(reloaded, [follow_up], 8) == expected
