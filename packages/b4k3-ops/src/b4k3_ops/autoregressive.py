@@ -73,7 +73,7 @@ class AutoRegressiveDecoder:
             self.models[model] = keras.Model(model.inputs, outputs)
         return self.models[model]
 
-    def predict(self, inputs, output_ids, states=None):
+    def predict(self, inputs, output_ids, states=None, temperature=1, rtype="probas"):
         """The user's step function (see the class docstring)."""
         raise NotImplementedError(
             "Subclass AutoRegressiveDecoder and write predict(self, inputs, output_ids, states), decorated with "
