@@ -116,7 +116,10 @@ def test_int_shape_and_recompute_grad():
 def registered():
     register_custom_objects()
     yield
-    for kind, names in {"activations": ("gelu_erf", "gelu_tanh", "root_mean_square"), "losses": ("multilabel_categorical_crossentropy",)}.items():
+    for kind, names in {
+        "activations": ("gelu_erf", "gelu_tanh", "root_mean_square"),
+        "losses": ("multilabel_categorical_crossentropy",),
+    }.items():
         for name in names:
             restore_keras_name(kind, name)
     for name in ("Sinusoidal", "initializer"):

@@ -11,8 +11,8 @@ from b4k3_tokenize import (
     is_string,
     longest_common_subsequence,
     longest_common_substring,
-    strQ2B,
     string_matching,
+    strQ2B,
     text_segmentate,
 )
 

@@ -4,13 +4,13 @@ losses and switches, on keras.ops. Nothing is patched: `K` is `keras.backend` pl
 
 import keras
 
-from b4k3_ops import keras_backend as K  # noqa: N812 (bert4keras3's name)
+from b4k3_ops import keras_backend as K
 from b4k3_ops import ops
 from b4k3_ops.activations import gelu_erf, gelu_tanh, leaky_relu, set_gelu, swish
 from b4k3_ops.attention_scores import attention_normalize
-from b4k3_ops.losses import multilabel_categorical_crossentropy, sparse_multilabel_categorical_crossentropy
 from b4k3_ops.custom_objects import custom_objects, register_custom_objects
 from b4k3_ops.graph import search_layer
+from b4k3_ops.losses import multilabel_categorical_crossentropy, sparse_multilabel_categorical_crossentropy
 from b4k3_ops.masking import get_sequence_masking, sequence_masking
 from b4k3_ops.numerics import infinity, root_mean_square
 from b4k3_ops.positions import Sinusoidal, apply_rotary_position_embeddings, sinusoidal_embeddings

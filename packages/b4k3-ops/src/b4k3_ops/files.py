@@ -10,7 +10,7 @@ from tqdm.auto import tqdm
 from b4k3_tokenize import convert_to_unicode
 
 
-class open:  # noqa: N801 (bert4keras3's name, shadowing the builtin on purpose)
+class open:
     """`open(name, mode, encoding, errors)` plus `indexable`: with True, the byte offset of every
     line is recorded when opening, so `f[i]` reads line i and `len(f)` counts the lines; with a
     path, the offsets are read from that JSON file if it exists, or recorded and written there.

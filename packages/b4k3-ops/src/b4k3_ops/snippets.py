@@ -7,7 +7,7 @@ from tqdm.auto import tqdm
 from b4k3_ops.arguments import delete_arguments, insert_arguments
 from b4k3_ops.arrays import softmax, to_array
 from b4k3_ops.autoregressive import AutoRegressiveDecoder
-from b4k3_ops.files import open  # noqa: A004 (bert4keras3's name)
+from b4k3_ops.files import open
 from b4k3_ops.parallel import parallel_apply, parallel_apply_generator
 from b4k3_ops.resize import orthogonally_resize  # where bert4keras3 users import it from
 from b4k3_ops.viterbi import ViterbiDecoder
@@ -18,8 +18,8 @@ from b4k3_tokenize import (
     longest_common_subsequence,
     longest_common_substring,
     lowercase_and_normalize,
-    strQ2B,
     string_matching,
+    strQ2B,
     text_segmentate,
     truncate_sequences,
 )

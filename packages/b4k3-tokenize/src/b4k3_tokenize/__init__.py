@@ -11,8 +11,8 @@ from b4k3_tokenize.text_helpers import (
     is_string,
     longest_common_subsequence,
     longest_common_substring,
-    strQ2B,
     string_matching,
+    strQ2B,
     text_segmentate,
 )
 from b4k3_tokenize.vocab import load_vocab, save_vocab

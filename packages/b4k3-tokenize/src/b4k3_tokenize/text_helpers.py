@@ -10,7 +10,7 @@ def is_string(s):
     return isinstance(s, str)
 
 
-def strQ2B(ustring):  # noqa: N802 (bert4keras3's name)
+def strQ2B(ustring):
     """Full-width characters (U+FF01..U+FF5E, the ideographic space) to their half-width forms."""
     characters = []
     for character in ustring:
