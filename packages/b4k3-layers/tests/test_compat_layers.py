@@ -49,7 +49,7 @@ def test_concatenate1d_joins_a_masked_and_an_unmasked_sequence(tmp_path):
     unmasked = keras.Input((2, 4))
     joined = Concatenate1D()([unmasked, embedded])
     model = keras.Model([unmasked, tokens], GlobalAveragePooling1D()(joined))
-    features = [layer for layer in model.layers if isinstance(layer, keras.layers.Embedding)][0].get_weights()[0][
+    features = next(layer for layer in model.layers if isinstance(layer, keras.layers.Embedding)).get_weights()[0][
         TOKENS
     ]
     full_mask = np.concatenate([np.ones((3, 2), bool), MASK], 1)
@@ -73,7 +73,8 @@ def test_batch_split_of_several_tensors_and_masks():
     assert [tuple(piece.shape) for piece in pieces] == [(2, 2), (2, 2), (2, 3), (2, 3)]
     masks = BatchSplit(2).compute_mask([a, b], [np.array([1, 0, 1, 1], bool), None])
     np.testing.assert_array_equal(to_numpy(masks[0]), [True, False])
-    assert masks[2] is None and masks[3] is None
+    assert masks[2] is None
+    assert masks[3] is None
     np.testing.assert_array_equal(to_numpy(BatchConcat().compute_mask(None, [[True], [False]])), [True, False])
     assert BatchConcat().compute_mask(None, [np.array([True]), None]) is None
 

@@ -37,9 +37,12 @@ def close(actual, expected, tolerance=1e-5):
 
 def test_the_first_imports_of_bert4keras3_code_work():
     assert backend.keras is keras
-    assert K.floatx() == keras.backend.floatx() and K.epsilon() == keras.backend.epsilon()
-    assert K.dtype(ops.ones(2)) == ops.ones(2).dtype and K.dtype(3.0) is None
-    assert ops.flatten is not None and is_tf_keras is False
+    assert K.floatx() == keras.backend.floatx()
+    assert K.epsilon() == keras.backend.epsilon()
+    assert K.dtype(ops.ones(2)) == ops.ones(2).dtype
+    assert K.dtype(3.0) is None
+    assert ops.flatten is not None
+    assert is_tf_keras is False
 
 
 def test_activations_match_their_formulas():

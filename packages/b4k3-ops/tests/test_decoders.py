@@ -17,7 +17,8 @@ def test_to_array_and_softmax():
     one = to_array([1, 2])
     assert isinstance(one, np.ndarray)
     first, second = to_array([[1]], [2.0])
-    assert first.shape == (1, 1) and second.dtype == np.float64
+    assert first.shape == (1, 1)
+    assert second.dtype == np.float64
     x = RNG.normal(size=(3, 4)) * 50
     expected = np.exp(x - x.max(-1, keepdims=True))
     np.testing.assert_allclose(softmax(x), expected / expected.sum(-1, keepdims=True))

@@ -29,6 +29,10 @@ def test_parallel_apply_generator_yields_indices_and_callback_sees_every_result(
     assert sorted(seen) == [i * i for i in range(10)]
 
 
+def test_parallel_apply_leaves_numpy_alone_without_seeds():
+    assert parallel_apply(square, range(6), 2, 2, random_seeds=False, unordered=False) == [x * x for x in range(6)]
+
+
 def test_parallel_apply_seeds_each_worker():
     def draw(_):
         return np.random.randint(1 << 30)
@@ -45,7 +49,9 @@ def test_open_reads_lines_by_number_and_keeps_the_index(tmp_path):
     index = str(tmp_path / "corpus.index.json")
     with open(str(path), encoding="utf-8", indexable=index) as f:
         assert len(f) == 50
-        assert f[17] == lines[17] and f[0] == lines[0] and f[-1] == lines[-1]
+        assert f[17] == lines[17]
+        assert f[0] == lines[0]
+        assert f[-1] == lines[-1]
     with open(str(path), encoding="utf-8", indexable=index) as f:  # the saved index
         assert f[33] == lines[33]
         f.seek(0)
@@ -80,4 +86,5 @@ def test_text_helpers_are_re_exported_from_b4k3_tokenize():
     for name in ("text_segmentate", "strQ2B", "string_matching", "longest_common_substring", "convert_to_unicode"):
         assert getattr(snippets, name) is getattr(b4k3_tokenize, name)
     x = np.zeros(2)
-    assert snippets.is_one_of(x, [np.zeros(2), x]) and not snippets.is_one_of(x, [np.zeros(2)])
+    assert snippets.is_one_of(x, [np.zeros(2), x])
+    assert not snippets.is_one_of(x, [np.zeros(2)])

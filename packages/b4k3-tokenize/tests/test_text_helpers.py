@@ -30,7 +30,8 @@ def test_conversions_decode_bytes_and_keep_text():
     assert convert_to_unicode("中文".encode()) == "中文"
     assert convert_to_str(b"ab\xffc") == "abc"  # errors='ignore' as bert4keras3
     assert convert_to_unicode("x") == "x"
-    assert is_string("x") and not is_string(b"x")
+    assert is_string("x")
+    assert not is_string(b"x")
 
 
 @pytest.mark.parametrize(
@@ -77,7 +78,8 @@ PAIRS = [("abcdxyz", "xyzabcd"), ("我爱北京天安门", "北京天安门我�
 def test_longest_common_substring_is_the_longest_and_its_span_holds_it(source, target):
     length, (s0, s1, t0, t1) = longest_common_substring(source, target)
     assert length == brute_force_substring_length(source, target)
-    assert source[s0:s1] == target[t0:t1] and s1 - s0 == length
+    assert source[s0:s1] == target[t0:t1]
+    assert s1 - s0 == length
 
 
 @pytest.mark.parametrize(("source", "target"), PAIRS)
@@ -85,7 +87,8 @@ def test_longest_common_subsequence_is_the_longest_and_its_mapping_matches(sourc
     length, mapping = longest_common_subsequence(source, target)
     assert length == brute_force_subsequence_length(source, target) == len(mapping)
     assert all(source[i] == target[j] for i, j in mapping)
-    assert mapping == sorted(mapping) and len({i for i, _ in mapping}) == len({j for _, j in mapping}) == length
+    assert mapping == sorted(mapping)
+    assert len({i for i, _ in mapping}) == len({j for _, j in mapping}) == length
 
 
 def test_longest_common_substring_span_is_bert4keras3s():

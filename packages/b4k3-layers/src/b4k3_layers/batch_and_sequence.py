@@ -2,6 +2,8 @@
 joining along the batch axis (`BatchSplit` / `BatchConcat`, bert4keras' hand-made data
 parallelism), as bert4keras3 had them."""
 
+import itertools
+
 import keras
 import numpy as np
 
@@ -87,7 +89,7 @@ class BatchSplit(keras.layers.Layer):
             [int(cut) for cut in ops.convert_to_numpy(ops.stack(self._cuts(batch_size)))] if self._count() > 1 else []
         )
         bounds = [0, *[min(cut, batch_size) for cut in cuts], batch_size]
-        return [(max(end - start, 0), *input_shape[1:]) for start, end in zip(bounds[:-1], bounds[1:], strict=True)]
+        return [(max(end - start, 0), *input_shape[1:]) for start, end in itertools.pairwise(bounds)]
 
     def get_config(self):
         return {**super().get_config(), "parts": self.parts}

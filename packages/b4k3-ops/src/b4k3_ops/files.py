@@ -19,7 +19,7 @@ class open:
 
     def __init__(self, name, mode="r", encoding=None, errors="strict", indexable=False):
         self.name = name
-        self.file = builtins.open(name, mode, encoding=encoding, errors=errors)
+        self.file = builtins.open(name, mode, encoding=encoding, errors=errors)  # noqa: SIM115 (closed by close())
         self.encoding = encoding
         self.errors = errors
         self.iterator = None

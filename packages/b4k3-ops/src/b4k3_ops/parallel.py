@@ -7,13 +7,15 @@ import queue
 
 import numpy as np
 
+_KEEP = "keep NumPy's random state"
+
 
 def _work(func, in_queue, out_queue, seed_queue):
-    """A worker's loop: seed NumPy once, then apply `func` to `(index, item)` pairs until told to stop."""
-    try:
-        np.random.seed(seed_queue.get_nowait())
-    except queue.Empty:
-        pass
+    """A worker's loop: take its seed (one per worker is queued; `_KEEP` leaves NumPy's state
+    alone), then apply `func` to `(index, item)` pairs until the pool is terminated."""
+    seed = seed_queue.get()
+    if seed != _KEEP:
+        np.random.seed(seed)
     while True:
         index, item = in_queue.get()
         out_queue.put((index, func(item)))
@@ -34,8 +36,9 @@ def parallel_apply_generator(func, iterable, workers, max_queue_size, dummy=Fals
     backend = multiprocessing.dummy if dummy else multiprocessing
     in_queue, out_queue, seed_queue = backend.Queue(max_queue_size), backend.Queue(), backend.Queue()
     if random_seeds is True:
-        random_seeds = [None] * workers
-    for seed in random_seeds or []:
+        random_seeds = [None] * workers  # a fresh seed per worker
+    seeds = list(random_seeds or [])[:workers]
+    for seed in seeds + [_KEEP] * (workers - len(seeds)):
         seed_queue.put(seed)
     pool = backend.Pool(workers, _work, (func, in_queue, out_queue, seed_queue))
     try:

@@ -1,5 +1,7 @@
 """Piecewise-linear schedules (learning-rate warm-up and decay, loss weights) as tensors."""
 
+import itertools
+
 from keras import ops
 
 
@@ -16,6 +18,6 @@ def piecewise_linear(t, schedule, from_zero=True):
         points = [(0, 0.0), *points]
     t = ops.cast(t, "float32")
     value = ops.zeros_like(t) + points[0][1]
-    for (t0, x0), (t1, x1) in zip(points[:-1], points[1:], strict=True):
+    for (t0, x0), (t1, x1) in itertools.pairwise(points):
         value = ops.where(t >= t0, x0 + (x1 - x0) / (t1 - t0) * (t - t0), value)
     return ops.where(t >= points[-1][0], ops.zeros_like(t) + points[-1][1], value)
