@@ -75,7 +75,9 @@ def test_batch_split_of_several_tensors_and_masks():
     np.testing.assert_array_equal(to_numpy(masks[0]), [True, False])
     assert masks[2] is None
     assert masks[3] is None
-    np.testing.assert_array_equal(to_numpy(BatchConcat().compute_mask(None, [np.array([True]), np.array([False])])), [True, False])
+    np.testing.assert_array_equal(
+        to_numpy(BatchConcat().compute_mask(None, [np.array([True]), np.array([False])])), [True, False]
+    )
     assert BatchConcat().compute_mask(None, [np.array([True]), None]) is None
 
 
