@@ -9,13 +9,13 @@ and the data is synthetic (type 0: each maximal run of the tokens 15..19; type 1
 so it runs anywhere in seconds. The imports were:
 
     from bert4keras3.backend import keras, K, ops, multilabel_categorical_crossentropy
-    from bert4keras3.layers import GlobalPointer, Embedding, MultiHeadAttention, LayerNormalization
+    from bert4keras3.layers import GlobalPointer, Embedding, MultiHeadAttention, LayerNormalization, PositionEmbedding
     from bert4keras3.snippets import sequence_padding, DataGenerator, to_array
 """
 
 import numpy as np
 
-from b4k3_layers import Embedding, GlobalPointer, LayerNormalization, MultiHeadAttention
+from b4k3_layers import Embedding, GlobalPointer, LayerNormalization, MultiHeadAttention, PositionEmbedding
 from b4k3_ops.backend import K, keras, multilabel_categorical_crossentropy, ops
 from b4k3_ops.snippets import DataGenerator, sequence_padding, to_array
 
@@ -72,19 +72,20 @@ class data_generator(DataGenerator):
 def global_pointer_crossentropy(y_true, y_pred):
     """The multi-label cross-entropy over every (type, start, end) of each example."""
     bh = ops.shape(y_pred)[0] * ops.shape(y_pred)[1]
-    y_true = ops.reshape(y_true, (bh, -1))
+    y_true = ops.reshape(ops.cast(y_true, K.floatx()), (bh, -1))
     y_pred = ops.reshape(y_pred, (bh, -1))
     return ops.mean(multilabel_categorical_crossentropy(y_true, y_pred))
 
 
 def global_pointer_f1_score(y_true, y_pred):
+    y_true = ops.cast(y_true, K.floatx())
     y_pred = ops.cast(ops.greater(y_pred, 0), K.floatx())
     return 2 * ops.sum(y_true * y_pred) / ops.sum(y_true + y_pred)
 
 
 token_in = keras.Input((maxlen,), dtype="int32")
 x = Embedding(vocab_size, hidden_size, mask_zero=True)(token_in)
-x = keras.layers.Add()([x, keras.layers.Embedding(maxlen, hidden_size)(ops.arange(maxlen)[None])])
+x = PositionEmbedding(maxlen, hidden_size, embeddings_initializer="glorot_uniform")(x)
 y = MultiHeadAttention(4, hidden_size // 4, out_dim=hidden_size)([x, x, x])
 x = LayerNormalization()(keras.layers.Add()([x, y]))
 output = GlobalPointer(len(categories), 16)(x)
