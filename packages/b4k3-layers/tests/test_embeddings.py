@@ -26,13 +26,16 @@ CUSTOM_IDS = np.array([[3, 0, 1, 5, 5, 2], [0, 1, 2, 3, 4, 5]], dtype="int32")
 
 
 def reference_merge(x, positions, merge_mode):
-    """`positions` is `(batch or 1, seq_len, dim)`."""
+    """`positions` is `(batch or 1, seq_len, dim)`; 'zero' returns them as they are (bert4keras3:
+    `(1, seq_len, dim)` for counted positions)."""
     if merge_mode == "add":
         return x + positions
     if merge_mode == "mul":
         return x * (1 + positions)
+    if merge_mode == "zero":
+        return positions
     positions = np.broadcast_to(positions, (*x.shape[:2], positions.shape[-1]))
-    return positions if merge_mode == "zero" else np.concatenate([x, positions], axis=-1)
+    return np.concatenate([x, positions], axis=-1)
 
 
 def reference_sinusoidal(positions, dim):
@@ -179,6 +182,8 @@ def test_sinusoidal_position_embedding_merges_interleaved_sin_cos(merge_mode, cu
     out = run_layer_test(make, inputs, tmp_path)
     positions = CUSTOM_IDS if custom_position_ids else np.arange(6)[None]
     assert_close(out, reference_merge(X, reference_sinusoidal(positions.astype("float64"), 8), merge_mode))
+    if merge_mode == "zero":  # bert4keras3's shape: one row of positions unless the ids are per row
+        assert out.shape == ((2 if custom_position_ids else 1), 6, 8)
 
 
 def test_sinusoidal_position_embedding_needs_an_even_output_dim():
