@@ -67,7 +67,9 @@ class data_generator(DataGenerator):
                 length = 2 * maxlen + 3
                 batch_token_ids = sequence_padding(batch_token_ids, length)
                 batch_segment_ids = sequence_padding(batch_segment_ids, length)
-                yield [batch_token_ids, batch_segment_ids], None
+                # Inputs only (the Loss layer reads them): a 1-tuple, as Keras 3's TensorFlow
+                # backend takes no None label from a generator.
+                yield ([batch_token_ids, batch_segment_ids],)
                 batch_token_ids, batch_segment_ids = [], []
 
 
