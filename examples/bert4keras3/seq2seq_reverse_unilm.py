@@ -67,9 +67,8 @@ class data_generator(DataGenerator):
                 length = 2 * maxlen + 3
                 batch_token_ids = sequence_padding(batch_token_ids, length)
                 batch_segment_ids = sequence_padding(batch_segment_ids, length)
-                # Inputs only (the Loss layer reads them): a 1-tuple, as Keras 3's TensorFlow
-                # backend takes no None label from a generator.
-                yield ([batch_token_ids, batch_segment_ids],)
+                # A tuple of inputs: Keras 3's TensorFlow backend takes no list from a generator.
+                yield (batch_token_ids, batch_segment_ids), None
                 batch_token_ids, batch_segment_ids = [], []
 
 
