@@ -30,9 +30,9 @@ from b4k3_ops.snippets import AutoRegressiveDecoder, DataGenerator, sequence_pad
 # Basic parameters
 maxlen = 5  # source digits
 batch_size = 32
-steps_per_epoch = 30
-epochs = 4
-hidden_size = 32
+steps_per_epoch = 40
+epochs = 6
+hidden_size = 64
 vocab_size = 13  # 0 [PAD], 1 [CLS], 2 [SEP], 3..12 the digits 0..9
 cls_id, sep_id = 1, 2
 
@@ -90,7 +90,7 @@ def unilm_mask(segment_ids):
     return idxs[:, None, :] <= idxs[:, :, None]
 
 
-# The model: embeddings, a post-norm transformer block under the UniLM mask, a softmax head.
+# The model: embeddings, two post-norm transformer blocks under the UniLM mask, a softmax head.
 token_in = keras.Input((None,), dtype="int32", name="Input-Token")
 segment_in = keras.Input((None,), dtype="int32", name="Input-Segment")
 x = Embedding(vocab_size, hidden_size, mask_zero=True, name="Embedding-Token")(token_in)
@@ -98,7 +98,7 @@ s = keras.layers.Embedding(2, hidden_size, name="Embedding-Segment")(segment_in)
 x = keras.layers.Add(name="Embedding-Token-Segment")([x, s])
 x = SinusoidalPositionEmbedding(hidden_size, merge_mode="add", name="Embedding-Position")(x)
 attention_mask = keras.layers.Lambda(unilm_mask, name="Attention-UniLM-Mask")(segment_in)
-for i in range(1):
+for i in range(2):
     name = f"Transformer-{i}-MultiHeadSelfAttention"
     y = MultiHeadAttention(4, hidden_size // 4, out_dim=hidden_size, name=name)([x, x, x, attention_mask], a_bias=True)
     x = LayerNormalization(name=f"{name}-Norm")(keras.layers.Add()([x, y]))
@@ -109,7 +109,7 @@ probas = keras.layers.Dense(vocab_size, activation="softmax", name="MLM-Activati
 probas = CrossEntropy(2)([token_in, segment_in, probas])
 
 model = keras.Model([token_in, segment_in], probas)
-model.compile(optimizer=keras.optimizers.Adam(1e-2))
+model.compile(optimizer=keras.optimizers.Adam(3e-3))
 
 
 class Reverser(AutoRegressiveDecoder):
