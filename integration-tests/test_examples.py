@@ -1,14 +1,17 @@
 """Every script under examples/ runs, as a user would run it, on the backend of the test
 environment and prints what it promises; encode_sentences' embeddings are sentence-transformers'
 (Hugging Face's BertModel, mean pooling over the attention mask, unit length); chat's streamed
-answer is transformers' greedy answer from the same GGUF file."""
+answer is transformers' greedy answer from the same GGUF file; unilm_seq2seq's targets are the
+greedy tokens of an uncached loop over the same seeded model."""
 
 import importlib.util
+import json
 import os
 import re
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pytest
 
@@ -96,6 +99,31 @@ def check_chat(output):
     assert output.split("Assistant: ", 1)[1].rstrip("\n") == expected, output
 
 
+def check_unilm_seq2seq(output):
+    """The targets printed for the built-in sources are the greedy tokens of a plain loop that
+    re-runs the example's (seeded, random) UniLM BERT without a cache on the growing sequence,
+    the generated tokens in segment 1; build_cache_model's predict agrees."""
+    assert printed_backend(output) == os.environ.get("KERAS_BACKEND", "tensorflow")
+    example = import_example("unilm_seq2seq")
+    vocabulary = example.character_vocabulary()
+    tokenizer = example.Tokenizer(vocabulary)
+    transformer = example.random_unilm(len(vocabulary))
+    end_token = vocabulary["[SEP]"]
+    expected = []
+    for source in example.encode_sources(tokenizer, example.SOURCES):
+        tokens = list(source)
+        for _ in range(example.MAX_NEW_TOKENS):
+            segments = (np.arange(len(tokens)) >= len(source)).astype("int32")[None]
+            logits = transformer.model([np.array([tokens]), segments], training=False)
+            tokens.append(int(np.argmax(keras.ops.convert_to_numpy(logits)[0, -1])))
+            if tokens[-1] == end_token:
+                break
+        expected.append(tokens[len(source) :])
+    lines = re.findall(r"^target ids: (\[.*\])  \(build_cache_model agrees: True\)$", output, re.MULTILINE)
+    printed = [json.loads(ids) for ids in lines]
+    assert printed == expected, output
+
+
 # What each example must print, by script name: every example needs one. The arguments it runs
 # with, where it takes some (a short answer keeps the chat example quick).
 def check_downstream_decoder(output):
@@ -109,6 +137,7 @@ OUTPUT_CHECKS = {
     "encode_sentences.py": check_encode_sentences,
     "chat.py": check_chat,
     "downstream_decoder.py": check_downstream_decoder,
+    "unilm_seq2seq.py": check_unilm_seq2seq,
 }
 ARGUMENTS = {"chat.py": ["--max-new-tokens", str(CHAT_TOKENS)]}
 
@@ -129,13 +158,18 @@ def test_encode_sentences_compares_the_sentences_given_on_the_command_line(minil
     assert printed_nearest_neighbours(output) == {first: (second, similarity[0, 1]), second: (first, similarity[0, 1])}
 
 
-@pytest.fixture(scope="module")
-def encode_sentences():
-    """examples/encode_sentences.py, imported as a module."""
-    spec = importlib.util.spec_from_file_location("encode_sentences", EXAMPLES / "encode_sentences.py")
+def import_example(name):
+    """examples/<name>.py, imported as a module."""
+    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="module")
+def encode_sentences():
+    """examples/encode_sentences.py, imported as a module."""
+    return import_example("encode_sentences")
 
 
 def transformers_embeddings(model_dir, sentences):

@@ -38,4 +38,5 @@ def test_the_demo_command_chats_from_a_fresh_copy(tmp_path):
     assert "Model: SmolLM2-135M-Instruct.Q4_1.gguf" in result.stdout, result.stdout
     answer = result.stdout.split("Assistant: ", 1)[1].strip()
     assert len(answer.split()) >= 3, result.stdout
-    assert (checkout / ".hatch" / "demo").is_dir() and (checkout / ".hatch" / "hatch-1.18.2").is_dir()
+    assert (checkout / ".hatch" / "demo").is_dir()
+    assert (checkout / ".hatch" / "hatch-1.18.2").is_dir()

@@ -171,6 +171,32 @@ def test_su_rotary_from_a_sinusoidal_input():
     assert_close(out, reference(layer, X, X, X, bias=CAUSAL, rotary="su")[0])
 
 
+def test_su_rotary_without_a_table_rotates_by_the_positions():
+    """rope_mode 'su' without a table computes the table's rotation itself, so a KV cache can
+    start each row at its own position."""
+    layer = make(key_size=8)
+    out = layer(X, attention_bias=CAUSAL, p_bias="rotary")
+    assert_close(out, reference(layer, X, X, X, bias=CAUSAL, rotary="su")[0])
+
+
+@pytest.mark.parametrize("rope_mode", ["su", "keras"])
+def test_rotary_cache_rows_at_their_own_positions_match_their_full_pass(rope_mode):
+    """Each row decodes from its own cache index (row 1 two positions behind row 0)."""
+    layer = make(rope_mode=rope_mode)
+    full = to_numpy(layer(X, attention_bias=CAUSAL, p_bias="rotary"))
+    cache = np.zeros((BATCH, 2, LENGTH, layer.heads, layer.head_size), "float32")
+    starts = np.array([2, 0], dtype="int32")
+    prompt = np.stack([X[0, :3], X[1, :3]])
+    _, cache = layer(prompt, attention_bias=CAUSAL[:3], p_bias="rotary", cache=cache, cache_index=0)
+    for offset in range(3):
+        index = starts + 1 + offset
+        step = np.stack([X[row, index[row] : index[row] + 1] for row in range(BATCH)])
+        visible = (np.arange(LENGTH)[None] <= index[:, None])[:, None, :]
+        out, cache = layer(step, attention_bias=visible, p_bias="rotary", cache=cache, cache_index=index)
+        for row in range(BATCH):
+            assert_close(out[row], full[row, index[row] : index[row] + 1])
+
+
 def test_keras_rotary_is_half_split():
     layer = make(heads=2, query_head=4, rope_mode="keras")
     out = layer(X, attention_bias=CAUSAL, p_bias="rotary")

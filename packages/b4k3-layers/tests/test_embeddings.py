@@ -19,6 +19,7 @@ from b4k3_layers.embeddings import (
     SinusoidalPositionEmbedding,
 )
 from b4k3_layers.rotary import RotaryEmbedding
+from b4k3_ops.positions import apply_rotary_position_embeddings, sinusoidal_embeddings
 
 RNG = np.random.default_rng(0)
 X = RNG.normal(size=(2, 6, 8)).astype("float32")
@@ -305,6 +306,19 @@ QKV = RNG.normal(size=(2, 7, 3, 8)).astype("float32")
 def test_rotary_embedding_rotates_half_split_pairs(arguments, tmp_path):
     out = run_layer_test(lambda: RotaryEmbedding(**arguments), QKV, tmp_path)
     assert_close(out, reference_rotary(QKV, **arguments))
+
+
+def test_interleaved_rotary_embedding_is_roformers(tmp_path):
+    """`interleaved=True` pairs features (2f, 2f + 1): the rotation the sinusoidal table gives
+    RoFormer (`apply_rotary_position_embeddings`), here from a start index per row."""
+    out = run_layer_test(
+        lambda: RotaryEmbedding(interleaved=True), QKV, tmp_path, call_kwargs={"start_index": np.array([3, 0])}
+    )
+    for row, start in enumerate((3, 0)):
+        table = sinusoidal_embeddings(np.arange(start, start + QKV.shape[1]), QKV.shape[-1])[None]
+        assert_close(out[row : row + 1], apply_rotary_position_embeddings(table, QKV[row : row + 1]))
+    with pytest.raises(ValueError, match="feature_axis=-1"):
+        RotaryEmbedding(interleaved=True, feature_axis=1)
 
 
 def test_rotary_embedding_with_a_start_index(tmp_path):

@@ -70,6 +70,14 @@ def test_causal_bias_and_rotary_positions():
     assert_close(out, reference(layer, X, bias=CAUSAL, rotary=True))
 
 
+def test_keyword_form_rotates_by_positions_without_a_table():
+    """`key_mask`, `attention_bias` and `p_bias='rotary'` without a table: the same as the list
+    form given the sinusoidal table (what GAU-alpha's blocks call)."""
+    layer = GatedAttentionUnit(units=16, key_size=8)
+    out = layer(X, key_mask=KEY_MASK, attention_bias=CAUSAL, p_bias="rotary")
+    assert_close(out, reference(layer, X, key_mask=KEY_MASK, bias=CAUSAL, rotary=True))
+
+
 def test_cross_attention_takes_query_key_and_value(tmp_path):
     y = RNG.normal(size=(2, 7, 12)).astype("float32")
     layer = GatedAttentionUnit(units=16, key_size=8, self_attention=False, normalization="softmax")

@@ -12,6 +12,7 @@ Every model is built from a config here (nothing is downloaded).
 
 import contextlib
 import pathlib
+import re
 
 import keras
 import numpy as np
@@ -44,6 +45,9 @@ TINY_BERT_ARGUMENTS = {
 # Decoder weights are drawn with a standard deviation ten times Hugging Face's default, so that
 # attention logits and final logits are large enough for Gemma2's soft caps to bite.
 INITIALIZER_RANGE = 0.2
+
+# A RoFormer with factorized embeddings (embedding_size < hidden_size), its matrices drawn at std 0.2.
+TINY_ROFORMER = {**TINY_BERT, "embedding_size": 24, "initializer_range": INITIALIZER_RANGE}
 
 LLAMA3_ROPE = {
     "rope_type": "llama3",
@@ -342,3 +346,40 @@ def run_decoding_protocol_test(transformer, tokens, full_pass=None, step=None, l
     assert_matches(decode_in_steps(step, cache, tokens, 6, as_tensor), expected)
     prompts = ragged_prompts(transformer.vocab_size, lowest_token)
     decode_ragged(step, transformer, *prompts, chunks=list(chunks), full_pass=full_pass)
+
+
+# Hugging Face's BERT names -> Google's, for `google_arrays` (the tied MLM decoder is not stored:
+# skip `cls.predictions.decoder`).
+BERT_GOOGLE_RENAMES = [
+    (r"layer\.(\d+)", r"layer_\1"),
+    (r"^cls\.seq_relationship\.weight", "cls.seq_relationship.output_weights"),
+    (r"^cls\.seq_relationship\.bias", "cls.seq_relationship.output_bias"),
+    (r"^cls\.predictions\.bias", "cls.predictions.output_bias"),
+]
+
+
+def google_arrays(weights, renames, skip=()):
+    """A Hugging Face state dict (`{key: tensor or array}`) under Google TF names and layouts, what a
+    family's original TF checkpoint holds. Each key gets the `(pattern, replacement)` regular-expression `renames`
+    in order, then its dots become slashes and its leaf Google's: a LayerNorm's `weight` / `bias`
+    its `gamma` / `beta`, an embedding table (`*_embeddings`) no leaf, any other `weight` a
+    `kernel`, transposed to `(in, out)`. Keys starting with one of `skip` are left out (tied
+    copies, which Google's checkpoints do not store)."""
+    arrays = {}
+    for key, tensor in weights.items():
+        if key.startswith(tuple(skip)):
+            continue
+        for pattern, replacement in renames:
+            key = re.sub(pattern, replacement, key)
+        scope, leaf = key.replace(".", "/").rsplit("/", 1)
+        array = np.asarray(tensor)
+        if "LayerNorm" in scope.rsplit("/", 1)[-1]:
+            name = f"{scope}/{'gamma' if leaf == 'weight' else 'beta'}"
+        elif scope.endswith("_embeddings"):
+            name = scope
+        elif leaf == "weight":
+            name, array = f"{scope}/kernel", array.T
+        else:
+            name = f"{scope}/{leaf}"
+        arrays[name] = np.ascontiguousarray(array)
+    return arrays

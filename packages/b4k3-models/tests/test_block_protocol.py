@@ -8,7 +8,15 @@ within 1e-5 / 1e-4), for BERT's learned absolute positions taken from the cache 
 import keras
 import numpy as np
 import pytest
-from family_checks import TINY_BERT, TINY_BERT_ARGUMENTS, TINY_GEMMA2, predict, run_decoding_protocol_test
+from family_checks import (
+    TINY_BERT,
+    TINY_BERT_ARGUMENTS,
+    TINY_GEMMA2,
+    assert_matches,
+    decode_in_steps,
+    predict,
+    run_decoding_protocol_test,
+)
 
 from b4k3_models import BERT, Gemma, Gemma2, Llama, build_transformer_model, open_checkpoint
 from b4k3_models.checkpoint_names import HF_CONV1D_NAMES, HF_NAMES
@@ -103,14 +111,28 @@ def test_bert_language_model_decodes_with_learned_positions_from_the_cache_index
     run_decoding_protocol_test(bert_lm, tokens, full_pass, lowest_token=1)
 
 
+def test_unilm_bert_decodes_from_each_rows_source_length(bert_pretraining):
+    """UniLM's cache keeps each row's source length: prefilled past it (row 1's forced target
+    tokens), then token by token, the outputs are the full pass's with segment ids 1 from the
+    source's end (the target seeing the source and itself causally)."""
+    directory, _ = bert_pretraining
+    unilm = build_transformer_model(
+        checkpoint_path=directory, application="unilm", with_mlm="linear", return_keras_model=False
+    )
+    tokens = np.random.default_rng(0).integers(1, TINY_BERT["vocab_size"], size=(2, 10)).astype("int32")
+    sources = np.array([6, 3], dtype="int32")
+    segments = (np.arange(10)[None] >= sources[:, None]).astype("int32")
+    cache = unilm.build_cache(2, 12, source_lengths=sources)  # unused positions stay masked
+    assert_matches(decode_in_steps(unilm.call_with_cache, cache, tokens, 6), predict(unilm.model, [tokens, segments]))
+    with pytest.raises(TypeError, match="source_lengths"):
+        unilm.build_cache(2, 12)
+
+
 def test_bert_without_a_causal_mask_refuses_to_decode(bert_pretraining):
     directory, _ = bert_pretraining
-    for application in ("encoder", "unilm"):
-        transformer = build_transformer_model(
-            checkpoint_path=directory, application=application, return_keras_model=False
-        )
-        with pytest.raises(TypeError, match="application='lm'"):
-            transformer.build_cache(1, 8)
+    transformer = build_transformer_model(checkpoint_path=directory, return_keras_model=False)
+    with pytest.raises(TypeError, match="application='lm'"):
+        transformer.build_cache(1, 8)
 
 
 def test_decoding_refuses_what_it_cannot_do(bert_pretraining):

@@ -2,12 +2,19 @@
 TensorFlow from a tiny HF BERT's weights) loads through `checkpoint_path` and gives HF's outputs."""
 
 import json
-import re
 
 import numpy as np
 import pytest
 import torch
-from family_checks import TINY_BERT, assert_matches, padded_batch, predict, write_tf_checkpoint
+from family_checks import (
+    BERT_GOOGLE_RENAMES,
+    TINY_BERT,
+    assert_matches,
+    google_arrays,
+    padded_batch,
+    predict,
+    write_tf_checkpoint,
+)
 
 from b4k3_models import CheckpointMismatchError, build_transformer_model
 
@@ -23,42 +30,12 @@ GOOGLE_CONFIG_KEYS = (
 )
 
 
-def google_name(hf_key):
-    """`bert.encoder.layer.0.attention.self.query.weight` -> `bert/encoder/layer_0/attention/self/query/kernel`."""
-    if hf_key == "cls.seq_relationship.weight":
-        return "cls/seq_relationship/output_weights"
-    if hf_key == "cls.seq_relationship.bias":
-        return "cls/seq_relationship/output_bias"
-    if hf_key == "cls.predictions.bias":
-        return "cls/predictions/output_bias"
-    name = re.sub(r"layer\.(\d+)", r"layer_\1", hf_key).replace(".", "/")
-    if "LayerNorm" in name:
-        return name.replace("/weight", "/gamma").replace("/bias", "/beta")
-    if "embeddings/" in name and name.endswith("_embeddings/weight"):
-        return name[: -len("/weight")]
-    return name.replace("/weight", "/kernel")
-
-
-def google_arrays(hf_model):
-    """The HF model's weights under Google's names and layouts (dense kernels `(in, out)`)."""
-    arrays = {}
-    for key, tensor in hf_model.state_dict().items():
-        if key.startswith("cls.predictions.decoder"):
-            continue  # tied to the word embeddings; Google checkpoints do not store it
-        array = tensor.numpy()
-        name = google_name(key)
-        if name.endswith("/kernel"):
-            array = array.T
-        arrays[name] = np.ascontiguousarray(array)
-    return arrays
-
-
 @pytest.fixture(scope="module")
 def google_checkpoint(bert_pretraining, tmp_path_factory):
     """`bert_model.ckpt` + `bert_config.json` as Google released them, with training state too."""
     _, reference = bert_pretraining
     directory = tmp_path_factory.mktemp("google_bert")
-    arrays = google_arrays(reference)
+    arrays = google_arrays(reference.state_dict(), BERT_GOOGLE_RENAMES, skip=["cls.predictions.decoder"])
     arrays["global_step"] = np.array(1000, dtype="int64")
     arrays["bert/embeddings/word_embeddings/adam_m"] = np.zeros_like(arrays["bert/embeddings/word_embeddings"])
     write_tf_checkpoint(arrays, directory / "bert_model.ckpt")

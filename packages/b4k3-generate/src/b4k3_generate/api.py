@@ -89,13 +89,14 @@ class Decoder:
     def cache_lengths(self, prompt_width, max_length):
         return cache_lengths(prompt_width, max_length) if self.grows else [max_length]
 
-    def decode(self, token_ids, prompt_lengths, end_positions, seed, prompt_width):
-        """The `(batch, max_length)` tokens: prompts, generated tokens, end-token fill."""
+    def decode(self, token_ids, prompt_lengths, end_positions, seed, prompt_width, sources=None):
+        """The `(batch, max_length)` tokens: prompts, generated tokens, end-token fill. `sources`:
+        each row's source length for a UniLM model (default its prompt length)."""
         if self._segment is None:
-            states = self.states(token_ids, prompt_lengths, end_positions, seed, prompt_width)
+            states = self.states(token_ids, prompt_lengths, end_positions, seed, prompt_width, sources)
             return self._finish(collections.deque(states, maxlen=1)[0])  # the last state
         lengths = self.cache_lengths(prompt_width, np.shape(token_ids)[1])
-        state = self._prefill(token_ids, prompt_lengths, end_positions, seed, prompt_width, lengths[0])
+        state = self._prefill(token_ids, prompt_lengths, end_positions, seed, prompt_width, lengths[0], sources)
         state = self._segment(state, lengths[0])
         for length in lengths[1:]:
             if bool(keras.ops.all(state.finished)):
@@ -103,20 +104,20 @@ class Decoder:
             state = self._segment(self._resize(state, length), length)
         return self._finish(state)
 
-    def steps(self, token_ids, prompt_lengths, end_positions, seed, prompt_width):
+    def steps(self, token_ids, prompt_lengths, end_positions, seed, prompt_width, sources=None):
         """Yields `(tokens, running)` after each step: the `(batch,)` tokens just written and which
         rows were still running when they were (NumPy); returns the finished buffer."""
         running = np.ones(len(prompt_lengths), dtype=bool)
-        for state in self.states(token_ids, prompt_lengths, end_positions, seed, prompt_width):
+        for state in self.states(token_ids, prompt_lengths, end_positions, seed, prompt_width, sources):
             yield keras.ops.convert_to_numpy(state.token), running
             running = ~keras.ops.convert_to_numpy(state.finished)
         return keras.ops.convert_to_numpy(self._finish(state))
 
-    def states(self, token_ids, prompt_lengths, end_positions, seed, prompt_width):
+    def states(self, token_ids, prompt_lengths, end_positions, seed, prompt_width, sources=None):
         """Yields the loop state after the prefill and after each step, until every row has
         ended; the cache grows before a step that would not fit it. One host check per step."""
         lengths = self.cache_lengths(prompt_width, np.shape(token_ids)[1])
-        state = self._prefill(token_ids, prompt_lengths, end_positions, seed, prompt_width, lengths[0])
+        state = self._prefill(token_ids, prompt_lengths, end_positions, seed, prompt_width, lengths[0], sources)
         while True:
             yield state
             running = ~keras.ops.convert_to_numpy(state.finished)
@@ -170,7 +171,12 @@ class CacheModel:
     def predict(self, tokens, prompt_lengths=None, seed=None):
         """`tokens` `(batch, <= max_length)` int prompts, right-padded with 0 -> `(batch, max_length)`
         int32: each prompt followed by its generated tokens, rows ended with `end_token` filled with
-        it. `prompt_lengths` overrides the trailing-zero rule (for prompts that end with token 0)."""
+        it. `prompt_lengths` overrides the trailing-zero rule (for prompts that end with token 0).
+
+        A UniLM model takes `[tokens, segments]`, as bert4keras3's cache model did: each row's
+        source is its tokens before the first segment id 1 (the whole prompt when it has none);
+        the segment ids after the prompt are ignored (every generated token is segment 1)."""
+        tokens, sources = self.split_segments(tokens)
         tokens = np.asarray(tokens, dtype="int32")
         if tokens.ndim != 2 or tokens.shape[1] > self.max_length:
             raise ValueError(f"tokens must be (batch, <= {self.max_length}) token ids, got shape {tokens.shape}")
@@ -184,9 +190,11 @@ class CacheModel:
         check_token_ids(self.transformer, tokens)
         width = int(tokens.shape[1])
         ends = np.full_like(lengths, self.max_length)
+        if sources is not None:
+            sources = np.minimum(sources, lengths).astype("int32")
         if not self.progress_print:
-            return keras.ops.convert_to_numpy(self._decoder.decode(buffer, lengths, ends, _seed(seed), width))
-        steps = self._decoder.steps(buffer, lengths, ends, _seed(seed), width)
+            return keras.ops.convert_to_numpy(self._decoder.decode(buffer, lengths, ends, _seed(seed), width, sources))
+        steps = self._decoder.steps(buffer, lengths, ends, _seed(seed), width, sources)
         with tqdm(total=int((ends - lengths).max()), desc="generating", unit="token") as bar:
             while True:
                 try:
@@ -194,6 +202,26 @@ class CacheModel:
                 except StopIteration as done:
                     return done.value
                 bar.update()
+
+    def split_segments(self, inputs):
+        """`(tokens, source lengths)`: the source lengths from the segment ids of a UniLM model's
+        `[tokens, segments]` (None otherwise: the loop takes the prompts as sources)."""
+        if not getattr(self.transformer, "needs_source_lengths", False):
+            return inputs, None
+        if not (isinstance(inputs, (list, tuple)) and len(inputs) == 2):
+            raise ValueError(
+                f"{type(self.transformer).__name__} (UniLM) generates from [tokens, segments]: segment 0 marks each "
+                "row's source, 1 what follows it"
+            )
+        tokens, segments = (np.asarray(each, dtype="int32") for each in inputs)
+        if segments.shape != tokens.shape or not np.isin(segments, (0, 1)).all():
+            raise ValueError(
+                f"the segments must be 0 (source) or 1 (target), shaped as the tokens {tokens.shape}, got "
+                f"shape {segments.shape} with values {np.unique(segments).tolist()[:5]}"
+            )
+        targets = segments == 1
+        sources = np.where(targets.any(axis=1), np.argmax(targets, axis=1), tokens.shape[1])
+        return tokens, sources
 
 
 def build_cache_model(

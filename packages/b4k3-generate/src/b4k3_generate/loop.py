@@ -60,19 +60,24 @@ class DecodeLoop:
         self.fill = settings.end_tokens[0] if settings.end_tokens else 0
         self.to_logits = head_to_logits(transformer, settings.search_mode)
 
-    def prefill(self, token_ids, prompt_lengths, end_positions, seed, prompt_width, cache_length=None):
+    def prefill(self, token_ids, prompt_lengths, end_positions, seed, prompt_width, cache_length=None, sources=None):
         """Runs the prompts (the first `prompt_width` positions, a Python int at least the
         longest prompt) and chooses each row's first token: the initial loop state.
 
         `token_ids` `(batch, max_length)` int32 holds row `b`'s prompt in its first
         `prompt_lengths[b]` entries; the row is generated up to `end_positions[b]` (excluded).
         The cache has room for `cache_length` positions (a Python int, default `max_length`).
+        A UniLM model (`needs_source_lengths`) is told how many first tokens of each row are the
+        source: `sources` `(batch,)`, by default the whole prompt.
         """
         token_ids, seed = ops.convert_to_tensor(token_ids, "int32"), ops.convert_to_tensor(seed, "int32")
         batch_size, max_length = ops.shape(token_ids)[0], ops.shape(token_ids)[1]
         lengths = ops.cast(prompt_lengths, "int32")
         limits = ops.minimum(ops.cast(end_positions, "int32"), max_length)
-        cache = self.transformer.build_cache(batch_size, cache_length or max_length)
+        options = {}
+        if getattr(self.transformer, "needs_source_lengths", False):  # optional in the protocol
+            options["source_lengths"] = lengths if sources is None else ops.cast(sources, "int32")
+        cache = self.transformer.build_cache(batch_size, cache_length or max_length, **options)
         logits, cache = self.transformer.call_with_cache(token_ids[:, :prompt_width], cache, 0)
         last_logits = ops.take_along_axis(logits, (lengths - 1)[:, None, None], axis=1)[:, 0]
         token = self.choose(last_logits, token_ids, lengths, seed, 0)

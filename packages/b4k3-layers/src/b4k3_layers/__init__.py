@@ -7,6 +7,7 @@ from b4k3_layers.embeddings import (
     PositionEmbedding,
     RelativePositionEmbedding,
     RelativePositionEmbeddingT5,
+    Sinusoidal,
     SinusoidalPositionEmbedding,
 )
 from b4k3_layers.feed_forward import FeedForward, GemmaFeedForward, LLamaFeedForward
@@ -44,6 +45,7 @@ __all__ = [
     "RelativePositionEmbeddingT5",
     "RotaryEmbedding",
     "ScaleOffset",
+    "Sinusoidal",
     "SinusoidalPositionEmbedding",
     "enable_lora",
 ]

@@ -55,9 +55,10 @@ class MultiHeadAttention(KeepsTrainability, keras.layers.Layer):
         o_bias: bias in the output projection; default `use_bias`.
         query_head: number of query heads (`num_query_heads`); default `heads`.
         use_EinsumDense: project with `EinsumDense` (Gemma's layout) instead of `Dense`.
-        rope_mode: `'su'` (interleaved pairs, from a sinusoidal table input) or `'keras'`
-            (half-split, computed here from `max_wavelength` and `scaling_factor`).
-        max_wavelength, scaling_factor: of the `'keras'` rotary embedding.
+        rope_mode: `'su'` (interleaved pairs, RoFormer's) or `'keras'` (half-split, Llama's), both
+            computed here from the positions, `max_wavelength` and `scaling_factor`; `'su'` takes a
+            sinusoidal table instead when the caller passes one.
+        max_wavelength, scaling_factor: of the rotary embedding.
         GQA_mode: `'llama'` or `'gemma'` (same result); `None`/`False` accepted when not grouped.
         logit_soft_cap: None, or a positive number `c`: the scaled logits become
             `tanh(logits / c) * c` before the bias and mask are applied (Gemma 2's
@@ -73,9 +74,9 @@ class MultiHeadAttention(KeepsTrainability, keras.layers.Layer):
     table; `cache` is `(batch, 2, max_len, heads, head_size)` (keys, values), written at
     `cache_index` when given, and returned updated. `cache_index` is a Python int or a scalar
     tensor (every row writes its new tokens from there), or a `(batch,)` int tensor: row `b` writes
-    its token `t` at `cache_index[b] + t`, and its `'keras'` rotary positions start at
-    `cache_index[b]`, so the rows of a batch can decode at different positions. A position outside
-    the cache is not written. (With rope_mode `'su'` the caller's table sets the positions.)
+    its token `t` at `cache_index[b] + t`, and its rotary positions start at `cache_index[b]`, so
+    the rows of a batch can decode at different positions. A position outside the cache is not
+    written. (With rope_mode `'su'` and a table given, the table sets the positions.)
 
     Call, bert4keras3's list form: `layer([q, k, v, (bias), (rotary table), (cache), (index),
     (relative table)], a_bias=bool, p_bias=..., use_cache=bool, is_cache_update_index=bool)`.
@@ -146,9 +147,11 @@ class MultiHeadAttention(KeepsTrainability, keras.layers.Layer):
         self.rope_scaling = None if rope_scaling is None else dict(rope_scaling)
         self.supports_masking = True
         self.dropout = keras.layers.Dropout(attention_dropout) if attention_dropout else None
-        self.rotary = None
-        if rope_mode == "keras":
-            self.rotary = RotaryEmbedding(max_wavelength, scaling_factor, rope_scaling=rope_scaling)
+        # 'su' rotates by the caller's sinusoidal table when one is given (bert4keras3's form), else
+        # from the positions here, as 'keras' always does.
+        self.rotary = RotaryEmbedding(
+            max_wavelength, scaling_factor, rope_scaling=rope_scaling, interleaved=rope_mode == "su"
+        )
 
     @property
     def num_query_heads(self):
@@ -261,7 +264,7 @@ class MultiHeadAttention(KeepsTrainability, keras.layers.Layer):
         index = None if cache_index is None else self._cache_index(cache_index)
 
         if p_bias == "rotary":
-            if self.rope_mode == "su":
+            if self.rope_mode == "su" and position_bias is not None:
                 qw = apply_rotary_position_embeddings(position_bias, qw)
                 kw = apply_rotary_position_embeddings(position_bias, kw)
             else:

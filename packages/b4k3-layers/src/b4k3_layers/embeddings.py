@@ -9,7 +9,7 @@ import keras
 
 from b4k3_layers.trainability import KeepsTrainability
 from b4k3_ops import ops
-from b4k3_ops.backend import sinusoidal_embeddings
+from b4k3_ops.backend import Sinusoidal, sinusoidal_embeddings  # noqa: F401 (Sinusoidal: where NEZHA takes it from)
 from b4k3_ops.checks import check_positive_int
 
 MERGE_MODES = ("add", "mul", "zero", "concat")

@@ -6,6 +6,7 @@ import keras
 
 from b4k3_layers.input_shapes import as_shape_list
 from b4k3_layers.norms import ScaleOffset
+from b4k3_layers.rotary import RotaryEmbedding
 from b4k3_layers.sublayers import dense_sublayer
 from b4k3_layers.trainability import KeepsTrainability
 from b4k3_ops import ops
@@ -34,9 +35,13 @@ class GatedAttentionUnit(KeepsTrainability, keras.layers.Layer):
         kernel_initializer: of the projections.
         factorization: low-rank value path (see above).
 
-    Call: `layer(inputs, mask=None, a_bias=None, p_bias=None)`; `inputs` is `[x]` or x (or
-    `[q, k, v]` without self_attention), then the attention bias if `a_bias`, then the sinusoidal
-    table if `p_bias='rotary'` (bert4keras3's list form).
+    Call: `layer(inputs, mask=None, a_bias=None, p_bias=None, key_mask=None, attention_bias=None)`;
+    `inputs` is `[x]` or x (or `[q, k, v]` without self_attention), then the attention bias if
+    `a_bias`, then the sinusoidal table if `p_bias='rotary'` (bert4keras3's list form). Without a
+    table, `p_bias='rotary'` rotates q and k by their positions here (interleaved pairs, as the
+    table would). `key_mask` `(batch, k_len)` (default: the keys' Keras mask) and
+    `attention_bias` (a bool mask or an additive bias, e.g. causal) are the keyword form of the mask
+    and the bias, as `MultiHeadAttention` takes them.
     """
 
     def __init__(
@@ -67,6 +72,7 @@ class GatedAttentionUnit(KeepsTrainability, keras.layers.Layer):
         self.factorization = factorization
         self.supports_masking = True
         self.dropout = keras.layers.Dropout(attention_dropout) if attention_dropout else None
+        self.rotary = RotaryEmbedding(interleaved=True)
 
     def build(self, input_shape):
         shapes = as_shape_list(input_shape)
@@ -98,26 +104,28 @@ class GatedAttentionUnit(KeepsTrainability, keras.layers.Layer):
             activation=activation,
         )
 
-    def call(self, inputs, mask=None, a_bias=None, p_bias=None, training=None):
+    def call(self, inputs, mask=None, a_bias=None, p_bias=None, key_mask=None, attention_bias=None, training=None):
         if p_bias not in (None, "rotary"):
             raise ValueError(f"GatedAttentionUnit supports p_bias='rotary' or None, got {p_bias!r}")
         inputs = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
         masks = list(mask) if isinstance(mask, (list, tuple)) else [mask]
         n = 1 if self.self_attention else 3
         if self.self_attention:
-            key_mask = masks[0]
+            key_mask = masks[0] if key_mask is None else key_mask
             u, v, qk = ops.split(self.i_dense(inputs[0]), self._split_points(), axis=-1)
             q, k = self.q_scaleoffset(qk), self.k_scaleoffset(qk)
         else:
-            key_mask = masks[2] if len(masks) > 2 else None
+            key_mask = masks[2] if key_mask is None and len(masks) > 2 else key_mask
             u, q = ops.split(self.i_dense(inputs[0]), [self.units], axis=-1)
             q, k = self.q_scaleoffset(q), self.k_scaleoffset(self.k_dense(inputs[1]))
             v = self.v_dense(inputs[2])
-        bias = None
+        bias = attention_bias
         if a_bias:
             bias, n = inputs[n], n + 1
-        if p_bias == "rotary":
+        if p_bias == "rotary" and len(inputs) > n:
             q, k = apply_rotary_position_embeddings(inputs[n], q, k)
+        elif p_bias == "rotary":
+            q, k = self.rotary(q), self.rotary(k)
 
         scores = ops.einsum("bmd,bnd->bmn", q, k)
         if self.attention_scale:

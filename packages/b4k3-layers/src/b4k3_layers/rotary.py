@@ -1,5 +1,6 @@
-"""Rotary position embeddings (half-split, as Hugging Face Llama), with Hugging Face's rope
-scaling: the positions of every rotary family, applied inside the one attention layer."""
+"""Rotary position embeddings (half-split, as Hugging Face Llama, or interleaved pairs, as RoFormer),
+with Hugging Face's rope scaling: the positions of every rotary family, applied inside the one
+attention layer."""
 
 import math
 import numbers
@@ -20,13 +21,15 @@ ROPE_SCALING_KEYS = {
 
 @keras.saving.register_keras_serializable(package="b4k3")
 class RotaryEmbedding(keras.layers.Layer):
-    """Rotary position embedding, half-split as in keras-hub and Hugging Face Llama.
+    """Rotary position embedding, half-split as in keras-hub and Hugging Face Llama, or interleaved.
 
     Feature `f` of the first half is paired with feature `f + d/2` (`rotate_half`), and the pair at
     position `p` turns by the angle `p * w_f`, with the inverse frequencies
     `w_f = max_wavelength ** (-2f / (d * scaling_factor))` (bert4keras3's and the spec's
-    `scaling_factor` scales the frequency range), or those of `rope_scaling`. The interleaved-pairs
-    ("su") variant is `b4k3_ops.backend.apply_rotary_position_embeddings`.
+    `scaling_factor` scales the frequency range), or those of `rope_scaling`. With
+    `interleaved=True` the pairs are features `(2f, 2f + 1)` instead: RoFormer's ("su") layout,
+    what `b4k3_ops.backend.apply_rotary_position_embeddings` computes from a sinusoidal table, here
+    from the positions alone (so a KV cache's rows can each start at their own position).
 
     `rope_scaling` takes Hugging Face's dict as it stands in a checkpoint's config, so that a
     long-context model rotates exactly as it was trained: `{"rope_type": "linear", "factor": f}`
@@ -46,6 +49,8 @@ class RotaryEmbedding(keras.layers.Layer):
         feature_axis: axis of the inputs that is rotated (even size).
         rope_scaling: None, or Hugging Face's rope scaling dict of rope_type 'default', 'linear'
             or 'llama3' (see above).
+        interleaved: pair features `(2f, 2f + 1)` (RoFormer) instead of `(f, f + d/2)`; the
+            feature axis must then be the last one.
 
     Call arguments:
         inputs: a tensor with a sequence and a feature axis, e.g. `(batch, seq_len, heads, dim)`.
@@ -62,8 +67,17 @@ class RotaryEmbedding(keras.layers.Layer):
     """
 
     def __init__(
-        self, max_wavelength=10000, scaling_factor=1.0, sequence_axis=1, feature_axis=-1, rope_scaling=None, **kwargs
+        self,
+        max_wavelength=10000,
+        scaling_factor=1.0,
+        sequence_axis=1,
+        feature_axis=-1,
+        rope_scaling=None,
+        interleaved=False,
+        **kwargs,
     ):
+        if interleaved and feature_axis != -1:
+            raise ValueError(f"RotaryEmbedding: interleaved pairs need feature_axis=-1, got {feature_axis!r}")
         for name, value in (("max_wavelength", max_wavelength), ("scaling_factor", scaling_factor)):
             if isinstance(value, bool) or not isinstance(value, numbers.Real) or value <= 0:
                 raise ValueError(f"RotaryEmbedding: `{name}` must be a positive number, got {value!r}")
@@ -74,6 +88,7 @@ class RotaryEmbedding(keras.layers.Layer):
         self.sequence_axis = sequence_axis
         self.feature_axis = feature_axis
         self.rope_scaling = None if rope_scaling is None else dict(rope_scaling)
+        self.interleaved = interleaved
         self._built_frequencies = None
 
     @staticmethod
@@ -180,12 +195,17 @@ class RotaryEmbedding(keras.layers.Layer):
         start = start[:, None] if per_row else ops.reshape(start, ())
         positions = ops.arange(ops.shape(inputs)[sequence_axis], dtype="float32") + start
         angles = positions[..., None] * ops.convert_to_tensor(frequencies, "float32")
-        angles = ops.concatenate([angles, angles], axis=-1)  # both halves turn by the same angles
+        # Interleaved: each pair (2f, 2f + 1) turns by angle f; half-split: both halves by the same angles.
+        angles = ops.repeat(angles, 2, axis=-1) if self.interleaved else ops.concatenate([angles, angles], axis=-1)
         if feature_axis < sequence_axis:
             angles = ops.swapaxes(angles, -1, -2)
         angles = align(angles, ([0] if per_row else []) + sorted((sequence_axis, feature_axis)), rank)
-        first, second = ops.split(inputs, 2, axis=feature_axis)
-        rotated = ops.concatenate([-second, first], axis=feature_axis)
+        if self.interleaved:
+            pairs = ops.reshape(inputs, (*ops.shape(inputs)[:-1], dim // 2, 2))
+            rotated = ops.reshape(ops.stack([-pairs[..., 1], pairs[..., 0]], axis=-1), ops.shape(inputs))
+        else:
+            first, second = ops.split(inputs, 2, axis=feature_axis)
+            rotated = ops.concatenate([-second, first], axis=feature_axis)
         return inputs * ops.cast(ops.cos(angles), inputs.dtype) + rotated * ops.cast(ops.sin(angles), inputs.dtype)
 
     def compute_output_shape(self, input_shape):
@@ -199,5 +219,6 @@ class RotaryEmbedding(keras.layers.Layer):
             sequence_axis=self.sequence_axis,
             feature_axis=self.feature_axis,
             rope_scaling=None if self.rope_scaling is None else dict(self.rope_scaling),
+            interleaved=self.interleaved,
         )
         return config

@@ -7,9 +7,9 @@ from b4k3_layers import Embedding, FeedForward, PositionEmbedding, ScaleOffset
 from b4k3_models.checkpoint_names import GOOGLE_NAMES, HF_NAMES, hf_base_prefix
 from b4k3_models.decoding import CachedDecoding
 from b4k3_models.hf_configs import hf_activation, reject_unsupported
-from b4k3_models.language_models import LM_Mask, UniLM_Mask
+from b4k3_models.language_models import LM_Mask
 from b4k3_models.masks import MaskedAdd
-from b4k3_models.transformer import ATTENTION, FEED_FORWARD, ModelInputs, Transformer, block_layer_name
+from b4k3_models.transformer import ATTENTION, FEED_FORWARD, ModelInputs, Transformer
 from b4k3_models.weight_maps import Weight, rows_from, transposed
 from b4k3_ops import ops
 
@@ -58,8 +58,8 @@ class BERT(CachedDecoding, Transformer):
     Outputs: the sequence output when no head is asked for; with heads, only the heads' outputs
     (one bare, several as a list in the order pool/NSP, MLM), as in bert4keras.
 
-    Built with `application='lm'` it decodes with a KV cache (`call_with_cache`), its learned
-    positions taken from the cache index.
+    Built with `application='lm'` or `'unilm'` it decodes with a KV cache (`call_with_cache`), its
+    learned positions taken from the cache index.
     """
 
     honoured_options = frozenset(
@@ -77,6 +77,8 @@ class BERT(CachedDecoding, Transformer):
     )
     embedding_steps = ("token", "segment", "position", "norm", "dropout", "mapping")
     norm_placement = "post"
+    # The prefixes of the base model's keys in Hugging Face checkpoints saved from a `*For*` class.
+    hf_base_prefixes = ("bert.", "roberta.")
 
     def __init__(
         self,
@@ -106,6 +108,8 @@ class BERT(CachedDecoding, Transformer):
         self.checkpoint_position_offset = checkpoint_position_offset
 
     optional_layers = ("Pooler-Dense", "NSP-Proba", "MLM-Dense", "MLM-Norm", "MLM-Bias")
+    # The prefixes of the base model's keys in Hugging Face checkpoints of the family.
+    hf_base_prefixes = ("bert.", "roberta.")
 
     def get_inputs(self):
         """Token ids, then segment ids (if `segment_vocab_size > 0`), then position ids (if
@@ -205,10 +209,11 @@ class BERT(CachedDecoding, Transformer):
 
     def check_can_decode(self):
         super().check_can_decode()
-        if not isinstance(self, LM_Mask) or isinstance(self, UniLM_Mask):
+        if not isinstance(self, LM_Mask):
             raise TypeError(
                 f"{type(self).__name__} cannot decode: it sees every token both ways; build it with "
-                "build_transformer_model(..., application='lm') to continue text token by token"
+                "build_transformer_model(..., application='lm') to continue text token by token, or "
+                "application='unilm' to generate a target after a source"
             )
         if self.with_pool:
             raise TypeError(f"{type(self).__name__}: a decoding model has one output, its LM head; remove with_pool")
@@ -298,27 +303,37 @@ class BERT(CachedDecoding, Transformer):
                     "kernel": Weight("cls/seq_relationship/output_weights", transposed),
                     "bias": Weight("cls/seq_relationship/output_bias"),
                 },
-                "MLM-Dense": names.dense("cls/predictions/transform/dense"),
-                "MLM-Norm": names.norm("cls/predictions/transform/LayerNorm"),
-                "MLM-Bias": {"beta": Weight("cls/predictions/output_bias", self.load_embeddings)},
+                **self._mlm_mapping(
+                    names,
+                    "cls/predictions/transform/dense",
+                    "cls/predictions/transform/LayerNorm",
+                    "cls/predictions/output_bias",
+                ),
             }
         )
         return mapping
 
     def _hf_mapping(self, checkpoint):
         names = HF_NAMES
-        base = hf_base_prefix(checkpoint, ("bert.", "roberta."))
+        base = hf_base_prefix(checkpoint, self.hf_base_prefixes)
         mapping = self._encoder_mapping(names, f"{base}embeddings", f"{base}encoder.layer.{{}}", f"{base}pooler.dense")
         mapping["NSP-Proba"] = names.dense("cls.seq_relationship")
         mlm = self._hf_mlm_scope(checkpoint)
-        mapping.update(
-            {
-                "MLM-Dense": names.dense(f"{mlm}.dense" if mlm == "lm_head" else f"{mlm}.transform.dense"),
-                "MLM-Norm": names.norm(f"{mlm}.layer_norm" if mlm == "lm_head" else f"{mlm}.transform.LayerNorm"),
-                "MLM-Bias": {"beta": Weight(f"{mlm}.bias", self.load_embeddings)},
-            }
-        )
+        if mlm == "lm_head":
+            mapping.update(self._mlm_mapping(names, f"{mlm}.dense", f"{mlm}.layer_norm", f"{mlm}.bias"))
+        else:
+            mapping.update(
+                self._mlm_mapping(names, f"{mlm}.transform.dense", f"{mlm}.transform.LayerNorm", f"{mlm}.bias")
+            )
         return mapping
+
+    def _mlm_mapping(self, names, dense, norm, bias):
+        """The MLM head's map from the scopes of its Dense and norm and the key of its output bias."""
+        return {
+            "MLM-Dense": names.dense(dense),
+            "MLM-Norm": names.norm(norm),
+            "MLM-Bias": {"beta": Weight(bias, self.load_embeddings)},
+        }
 
     @staticmethod
     def _hf_mlm_scope(checkpoint):
@@ -333,7 +348,28 @@ class BERT(CachedDecoding, Transformer):
         return [f"{scope}.decoder.weight", f"{scope}.decoder.bias"]
 
     def _encoder_mapping(self, names, embeddings, layer, pooler):
-        """The map of the embeddings, the blocks and the pooler, in either naming."""
+        """The map of the embeddings, the blocks (`layer`: their scope, formatted with the index)
+        and the pooler, in either naming."""
+        mapping = self._embedding_mapping(names, embeddings, pooler)
+        for index in range(self.num_hidden_layers):
+            scope = names.scope(layer.format(index))
+            mapping.update(
+                self._block_mapping(
+                    index,
+                    names,
+                    attention=[
+                        scope(f"attention/{path}") for path in ("self/query", "self/key", "self/value", "output/dense")
+                    ],
+                    attention_norm=scope("attention/output/LayerNorm"),
+                    feed_forward=[scope("intermediate/dense"), scope("output/dense")],
+                    feed_forward_norm=scope("output/LayerNorm"),
+                )
+            )
+        return mapping
+
+    def _embedding_mapping(self, names, embeddings, pooler=None):
+        """The map of the embedding tables and norm (scope `embeddings`) and of the pooler (scope
+        `pooler`; None: the family has none)."""
         offset = self.checkpoint_position_offset
         mapping = {
             "Embedding-Token": {
@@ -344,18 +380,19 @@ class BERT(CachedDecoding, Transformer):
                 "embeddings": Weight(names.table(f"{embeddings}{names.sep}position_embeddings"), rows_from(offset))
             },
             "Embedding-Norm": names.norm(f"{embeddings}{names.sep}LayerNorm"),
-            "Pooler-Dense": names.dense(pooler),
         }
-        for index in range(self.num_hidden_layers):
-            scope = names.scope(layer.format(index))
-            attention, feed_forward = block_layer_name(index, ATTENTION), block_layer_name(index, FEED_FORWARD)
-            mapping[attention] = names.attention(
-                scope("attention/self/query"),
-                scope("attention/self/key"),
-                scope("attention/self/value"),
-                scope("attention/output/dense"),
-            )
-            mapping[f"{attention}-Norm"] = names.norm(scope("attention/output/LayerNorm"))
-            mapping[feed_forward] = names.feed_forward([scope("intermediate/dense")], scope("output/dense"))
-            mapping[f"{feed_forward}-Norm"] = names.norm(scope("output/LayerNorm"))
+        if pooler is not None:
+            mapping["Pooler-Dense"] = names.dense(pooler)
         return mapping
+
+    def _block_mapping(self, index, names, attention, attention_norm, feed_forward, feed_forward_norm):
+        """The map of block `index` from the scopes of its attention's query, key, value and output
+        projections, its feed-forward's input and output Dense layers, and their two norms."""
+        attention_name = self.sublayer_name(index, ATTENTION)
+        feed_forward_name = self.sublayer_name(index, FEED_FORWARD)
+        return {
+            attention_name: names.attention(*attention),
+            f"{attention_name}-Norm": names.norm(attention_norm),
+            feed_forward_name: names.feed_forward(feed_forward[:-1], feed_forward[-1]),
+            f"{feed_forward_name}-Norm": names.norm(feed_forward_norm),
+        }

@@ -25,6 +25,11 @@ protocol"); b4k3-generate reads nothing else:
   the loop samples through their logarithm), 'linear' (logits), or False (no LM head: refused).
 - `max_positions`: the most positions the model can read (learned absolute positions), or None
   (rotary and relative positions have no bound); a longer generation is refused before it starts.
+- `needs_source_lengths` (optional, default False): True for a UniLM model (`application='unilm'`),
+  whose prompt holds a source seen both ways. Its `build_cache(batch_size, max_length,
+  source_lengths=...)` takes the `(batch,)` number of each row's first tokens that are the source
+  (segment 0); the cache (a `SourceCache`) keeps them, and every later token is segment 1 and sees
+  the whole source and the target tokens up to itself.
 
 What the two other kinds of model add, within the same two methods:
 - An encoder-decoder (T5) takes its encoder's inputs in `build_cache(batch_size, max_length,
@@ -40,11 +45,30 @@ What the two other kinds of model add, within the same two methods:
 `ModelInputs`, `apply_embeddings`, `apply_block`, `apply_final_layers`): positions come from the
 cache index whatever the position scheme (rotary inside the attention from `cache_index`, learned
 absolute through `decoding_inputs`' position ids, relative through `cache_position_bias`), and
-the attention mask from the positions.
+the attention mask from the positions (for UniLM, from the running count of segment-1 tokens,
+which orders the positions as UniLM's mask does).
 """
 
-from b4k3_models.transformer import ATTENTION, ModelInputs, block_layer_name
+import typing
+
+from b4k3_models.transformer import ATTENTION, ModelInputs
 from b4k3_ops import ops
+
+
+class SourceCache(typing.NamedTuple):
+    """The cache of a UniLM model: the layers' keys and values, and each row's source length."""
+
+    layers: list
+    source_lengths: object  # (batch,) int32
+
+
+def segment_counts(positions, source_lengths):
+    """UniLM's order of positions: how many target (segment-1) tokens a row has up to each
+    position, `max(position - source_length + 1, 0)`, the running sum of the segment ids that
+    `masks.UniLMMask` compares. Position `i` attends to `j` when `count[j] <= count[i]`: the whole
+    source, and the target up to itself."""
+    lengths = ops.reshape(source_lengths, (-1,) + (1,) * (len(positions.shape) - 1))
+    return ops.maximum(positions - lengths + 1, 0)
 
 
 class CachedDecoding:
@@ -55,6 +79,9 @@ class CachedDecoding:
     def lm_head_activation(self):
         """The LM head's activation (`with_lm`: True is softmax, False none)."""
         return self.with_lm
+
+    # True for UniLM models, whose cache keeps each row's source length (see the module docstring).
+    needs_source_lengths = False
 
     @property
     def max_positions(self):
@@ -72,16 +99,30 @@ class CachedDecoding:
         if self.layer_norm_conds[0] is not None:
             raise TypeError(f"{owner}: a conditional layer norm (layer_norm_cond) is not supported when decoding")
 
-    def build_cache(self, batch_size, max_length, dtype=None):
+    def build_cache(self, batch_size, max_length, dtype=None, source_lengths=None):
         """The empty KV cache: one `(batch, 2, max_length, kv_heads, head_size)` tensor per layer,
-        in the attention's compute dtype unless `dtype` says otherwise."""
+        in the attention's compute dtype unless `dtype` says otherwise; for a UniLM model a
+        `SourceCache` of them and `source_lengths` (one per row, or one for the batch)."""
         self.check_can_decode()
-        dtype = dtype or self.layers[self.prefixed(block_layer_name(0, ATTENTION))].compute_dtype
+        owner = type(self).__name__
+        if self.needs_source_lengths and source_lengths is None:
+            raise TypeError(
+                f"{owner} (UniLM) needs source_lengths: how many first tokens of each row are the source (segment 0)"
+            )
+        if not self.needs_source_lengths and source_lengths is not None:
+            raise TypeError(f"{owner} has no source segment: source_lengths is for application='unilm' models")
+        dtype = dtype or self.layers[self.prefixed(self.sublayer_name(0, ATTENTION))].compute_dtype
         shape = (batch_size, 2, max_length, self.num_attention_heads, self.attention_head_size)
-        return [ops.zeros(shape, dtype=dtype) for _ in range(self.num_hidden_layers)]
+        layers = [ops.zeros(shape, dtype=dtype) for _ in range(self.num_hidden_layers)]
+        if source_lengths is None:
+            return layers
+        source_lengths = ops.broadcast_to(ops.cast(source_lengths, "int32"), (batch_size,))
+        return SourceCache(layers, source_lengths)
 
     def resize_cache(self, cache, max_length):
         """The cache with room for `max_length` positions: zero-padded (or cut) at the end."""
+        if isinstance(cache, SourceCache):
+            return cache._replace(layers=self.resize_cache(cache.layers, max_length))
         length = ops.shape(cache[0])[2]
         if max_length <= length:
             return [layer_cache[:, :, :max_length] for layer_cache in cache]
@@ -94,31 +135,45 @@ class CachedDecoding:
 
         `index` is one position for every row (an int or a 0-d tensor: the prompt's prefill at 0,
         or lock-step decoding) or a `(batch,)` tensor, each row at its own position (ragged
-        prompts). Each query sees the cached positions up to its own. Returns `(outputs, cache)`.
+        prompts). Each query sees the cached positions up to its own; with a `SourceCache`
+        (UniLM), the whole source too. Returns `(outputs, cache)`.
         """
+        layers, source_lengths = cache if isinstance(cache, SourceCache) else (cache, None)
         token_ids = ops.convert_to_tensor(inputs, "int32")
         index = ops.convert_to_tensor(index, "int32")
         batch_size, length = ops.shape(token_ids)[0], ops.shape(token_ids)[1]
         starts = index if len(index.shape) == 1 else ops.broadcast_to(index, (batch_size,))
         positions = starts[:, None] + ops.arange(length, dtype="int32")[None]
-        key_positions = ops.arange(ops.shape(cache[0])[2], dtype="int32")[None, None]
-        x = self.apply_embeddings(self.decoding_inputs(token_ids, positions))
-        new_cache = []
-        for layer_index, layer_cache in enumerate(cache):
-            arguments = self.cache_attention_arguments(layer_index, positions, key_positions, layer_cache, index)
+        key_positions = ops.arange(ops.shape(layers[0])[2], dtype="int32")[None, None]
+        inputs = self.decoding_inputs(token_ids, positions)
+        if source_lengths is not None:  # UniLM: the source is segment 0, the rest segment 1
+            inputs = inputs._replace(segment_ids=ops.cast(positions >= source_lengths[:, None], "int32"))
+        x = self.apply_embeddings(inputs)
+        new_layers = []
+        for layer_index, layer_cache in enumerate(layers):
+            arguments = self.cache_attention_arguments(
+                layer_index, positions, key_positions, layer_cache, index, source_lengths
+            )
             x, layer_cache = self.apply_block(x, layer_index, arguments)
-            new_cache.append(layer_cache)
+            new_layers.append(layer_cache)
+        new_cache = new_layers if source_lengths is None else SourceCache(new_layers, source_lengths)
         return self.apply_final_layers(x), new_cache
 
     def decoding_inputs(self, token_ids, positions):
         """The `ModelInputs` of a decoding step: the tokens and their `(batch, T)` positions."""
         return ModelInputs(token_ids, position_ids=positions)
 
-    def cache_attention_arguments(self, layer_index, positions, key_positions, cache, index):
+    def cache_attention_arguments(self, layer_index, positions, key_positions, cache, index, source_lengths=None):
         """The attention's call arguments in block `layer_index` of a decoding step: the mask of
-        the cached positions each token sees, the cache, where to write it, the position bias."""
+        the cached positions each token sees (with `source_lengths`, UniLM's), the cache, where to
+        write it, the position bias."""
+        if source_lengths is None:
+            mask = self.cache_attention_mask(positions[:, :, None], key_positions, layer_index)
+        else:
+            query_counts = segment_counts(positions, source_lengths)[:, :, None]
+            mask = segment_counts(key_positions, source_lengths) <= query_counts
         arguments = {
-            "attention_bias": self.cache_attention_mask(positions[:, :, None], key_positions, layer_index),
+            "attention_bias": mask,
             "cache": cache,
             "cache_index": index,
         }

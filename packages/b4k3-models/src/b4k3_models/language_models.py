@@ -15,7 +15,21 @@ class LM_Mask:
 
 class UniLM_Mask(LM_Mask):
     """Mixin: UniLM's seq2seq mask from the segment ids (the model's second input): segment 0 is
-    the source, seen both ways; segment 1 the target, seen causally."""
+    the source, seen both ways; segment 1 the target, seen causally.
+
+    It decodes with a KV cache (`decoding.CachedDecoding`) given each row's source length: the
+    prompt's source attends to itself both ways, every later token is segment 1.
+    """
+
+    needs_source_lengths = True
+
+    def check_can_decode(self):
+        super().check_can_decode()
+        if self.segment_attention:
+            raise TypeError(
+                f"{type(self).__name__}: segment_attention=True lets each target token see later ones, which a "
+                "KV cache cannot give; build it without segment_attention to decode"
+            )
 
     def compute_attention_bias(self, inputs=None):
         if self.attention_bias is None:

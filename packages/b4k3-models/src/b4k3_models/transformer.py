@@ -12,10 +12,11 @@ A family overrides hooks, never copies a method:
   `embed_<step>(x, inputs)`; the base has 'token' and 'dropout', BERT adds 'segment', 'position',
   'norm' and 'mapping', Gemma 'scale';
 - blocks: `attention_layer(index)` and `feed_forward_layer(index)` (the layer and its
-  arguments), `attention_arguments(index)` (masks and position bias of the full pass), the
-  declared `norm_placement` ('post', 'pre' or 'sandwich'; `sublayer_norms` and `norm_name` for
-  blocks that place them otherwise) with `norm_layer` / `norm_arguments()`, and one `apply_block`
-  that every family shares;
+  arguments), `sublayer_name(index, sublayer)` (their names, which ALBERT's blocks share),
+  `attention_arguments(index)` (masks and position bias of the full pass), the declared
+  `norm_placement` ('post', 'pre' or 'sandwich'; `sublayer_norms` and `norm_name` for blocks
+  that place them otherwise) with `norm_layer` / `norm_arguments()`, and one `apply_block` that
+  every family shares;
 - `apply_final_layers` (heads), `variable_mapping` (the checkpoint name map), `from_hf_config`;
 - `honoured_options`: the base options the family implements; any other given a value that
   would change the model is refused by name at construction (it would have no effect).
@@ -350,7 +351,7 @@ class Transformer:
         `norm(x + f(x))` (BERT), 'pre' `x + f(norm(x))` (Llama), 'pre' and 'output'
         `x + norm(f(norm(x)))` (Gemma2). Returns `(x, cache)`, the cache when `arguments` passes
         one to the layer."""
-        name = block_layer_name(index, sublayer)
+        name = self.sublayer_name(index, sublayer)
         norms = self.sublayer_norms(sublayer)
         y = self.apply_norm(x, self.norm_name(name, "pre")) if "pre" in norms else x
         y = self.apply(y, arguments=arguments, name=name, **layer)
@@ -364,6 +365,11 @@ class Transformer:
         if "post" in norms:
             x = self.apply_norm(x, self.norm_name(name, "post"))
         return x, cache
+
+    def sublayer_name(self, index, sublayer):
+        """The layer name of block `index`'s sublayer (`block_layer_name`); ALBERT, whose blocks
+        share one set of layers, drops the index."""
+        return block_layer_name(index, sublayer)
 
     def sublayer_norms(self, sublayer):
         """The norms around `sublayer` (`ATTENTION` or `FEED_FORWARD`), among 'pre', 'output' and
