@@ -6,9 +6,12 @@ state-tuned state starts generation. It crosses b4k3-rwkv and b4k3-generate, so 
 import keras
 import numpy as np
 import pytest
+import transformers
+from family_checks import save_hf_model
 from rwkv_checks import Reference, assert_close, build_rwkv6, layer_states, save_pth, tiny_state_dict
 
 from b4k3_generate import generate, stream
+from b4k3_models import build_transformer_model
 
 PROMPTS = [[5, 17, 999, 3, 42], [7, 8, 100], [301, 4, 650, 12, 77, 431, 9]]
 NEW_TOKENS = 12
@@ -91,6 +94,19 @@ def test_continuing_from_the_output_state_equals_one_long_call(rwkv6):
     continued = generate(rwkv6, follow_ups, 8, cache=state)
     whole = [prompt + new + more for prompt, new, more in zip(PROMPTS, first, follow_ups, strict=True)]
     assert continued == generate(rwkv6, whole, 8)
+
+
+def test_a_starting_cache_of_the_wrong_rows_or_for_a_kv_model_is_refused(rwkv6, tmp_path):
+    state = rwkv6.read(PROMPTS[:2])
+    with pytest.raises(ValueError, match=r"states of \[2\] rows for 3 prompts"):
+        generate(rwkv6, PROMPTS, 4, cache=state)
+    with pytest.raises(ValueError, match="one \\(time shift, wkv, channel shift\\) per layer"):
+        generate(rwkv6, PROMPTS[:2], 4, cache=state[:1])
+    config = dict(vocab_size=64, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
+    llama_dir, _ = save_hf_model(transformers.LlamaForCausalLM, transformers.LlamaConfig, config, tmp_path)
+    llama = build_transformer_model(checkpoint_path=llama_dir, with_lm="linear", return_keras_model=False)
+    with pytest.raises(ValueError, match="cache= continues a state model's states"):
+        generate(llama, [[1, 2]], 2, cache=state)
 
 
 def test_build_cache_model_with_input_and_output_state(rwkv6):
