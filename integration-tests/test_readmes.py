@@ -2,8 +2,8 @@
 
 The blocks of one README run in order in one fresh process (a reader runs them one after the
 other), in a folder holding what they name: tiny random models saved under the checkpoint names
-they use (Hugging Face directories, a Google TF checkpoint, `.weights.h5`), a WordPiece vocab, two
-SentencePiece models and the real SmolLM2-135M GGUF file (linked). The bash blocks (installs) are
+they use (Hugging Face directories, a Google TF checkpoint, `.weights.h5`, an RWKV `.pth`), a
+WordPiece vocab, two SentencePiece models and the real SmolLM2-135M GGUF file (linked). The bash blocks (installs) are
 checked by the packaging check and `test_examples.py`.
 """
 
@@ -17,6 +17,7 @@ import pytest
 import torch
 import transformers
 from family_checks import TINY_BERT, save_hf_model
+from rwkv_checks import save_pth, tiny_state_dict
 from smollm2 import smollm2_gguf_path
 
 from workspace import REPO_ROOT
@@ -99,6 +100,7 @@ def workdir(tmp_path_factory):
     save_sentencepiece(folder / "spiece")
     save_sentencepiece(folder / "tokenizer", bos_piece="<bos>", eos_piece="<eos>")
     save_t5(folder / "flan-t5-small", folder / "spiece.model")
+    save_pth(tiny_state_dict(), folder / "RWKV-x060-World-1B6-v2.1-20240328-ctx4096.pth")
     gguf = smollm2_gguf_path()
     (folder / gguf.name).symlink_to(gguf)
     return folder

@@ -444,3 +444,11 @@ def test_cache_index_must_be_a_scalar_or_one_per_row():
     layer = make()
     with pytest.raises(ValueError, match="cache_index"):
         layer(X[:, :1], cache=np.zeros((BATCH, 2, LENGTH, 4, 8), "float32"), cache_index=np.zeros((2, 2), "int32"))
+
+
+def test_default_out_dim_is_heads_times_head_size():
+    """bert4keras3's default: `heads * head_size` (here 4 * 8 = 32 from 16 input features)."""
+    layer = make()
+    assert layer.out_dim == 32
+    assert tuple(layer(X).shape) == (BATCH, LENGTH, 32)
+    assert make(out_dim=HIDDEN)(X).shape[-1] == HIDDEN

@@ -27,13 +27,16 @@ CUSTOM_IDS = np.array([[3, 0, 1, 5, 5, 2], [0, 1, 2, 3, 4, 5]], dtype="int32")
 
 
 def reference_merge(x, positions, merge_mode):
-    """`positions` is `(batch or 1, seq_len, dim)`."""
+    """`positions` is `(batch or 1, seq_len, dim)`; 'zero' returns them as they are (bert4keras3:
+    `(1, seq_len, dim)` for counted positions)."""
     if merge_mode == "add":
         return x + positions
     if merge_mode == "mul":
         return x * (1 + positions)
+    if merge_mode == "zero":
+        return positions
     positions = np.broadcast_to(positions, (*x.shape[:2], positions.shape[-1]))
-    return positions if merge_mode == "zero" else np.concatenate([x, positions], axis=-1)
+    return np.concatenate([x, positions], axis=-1)
 
 
 def reference_sinusoidal(positions, dim):
@@ -180,6 +183,8 @@ def test_sinusoidal_position_embedding_merges_interleaved_sin_cos(merge_mode, cu
     out = run_layer_test(make, inputs, tmp_path)
     positions = CUSTOM_IDS if custom_position_ids else np.arange(6)[None]
     assert_close(out, reference_merge(X, reference_sinusoidal(positions.astype("float64"), 8), merge_mode))
+    if merge_mode == "zero":  # bert4keras3's shape: one row of positions unless the ids are per row
+        assert out.shape == ((2 if custom_position_ids else 1), 6, 8)
 
 
 def test_sinusoidal_position_embedding_needs_an_even_output_dim():
@@ -281,10 +286,11 @@ def test_t5_relative_position_embedding_rejects_bad_arguments():
 
 
 def reference_rotary(x, start_index=0, max_wavelength=10000.0, scaling_factor=1.0):
-    """HF Llama's rotation, `x` as `(batch, seq_len, ..., dim)`: feature f pairs with f + dim/2."""
+    """HF Llama's rotation, `x` as `(batch, seq_len, ..., dim)`: feature f pairs with f + dim/2;
+    `scaling_factor` divides the exponent range, as bert4keras3's (keras_nlp's) RotaryEmbedding."""
     seq_len, dim = x.shape[1], x.shape[-1]
-    positions = (np.arange(seq_len) + start_index) / scaling_factor
-    angles = positions[:, None] * max_wavelength ** (-np.arange(0, dim, 2) / dim)
+    positions = np.arange(seq_len) + start_index
+    angles = positions[:, None] * max_wavelength ** (-np.arange(0, dim, 2) / scaling_factor / dim)
     angles = angles.reshape(seq_len, *[1] * (x.ndim - 3), dim // 2)
     first, second = x[..., : dim // 2], x[..., dim // 2 :]
     cos, sin = np.cos(angles), np.sin(angles)
@@ -410,10 +416,12 @@ def test_rotary_embedding_scaled_frequencies_match_transformers(rope_scaling, tm
     assert_close(out, rotate_with_frequencies(x, expected.numpy().astype("float64"), 300), rtol=1e-4, atol=1e-4)
 
 
-def test_linear_rope_scaling_is_scaling_factor():
-    x = RNG.normal(size=(2, 5, 3, 16)).astype("float32")
-    linear = RotaryEmbedding(rope_scaling={"rope_type": "linear", "factor": 4.0})(x, start_index=40)
-    assert_close(linear, to_numpy(RotaryEmbedding(scaling_factor=4.0)(x, start_index=40)))
+def test_linear_rope_scaling_divides_the_positions():
+    """Hugging Face's linear rope scaling: position p turns as position p / factor does unscaled."""
+    x = RNG.normal(size=(2, 8, 3, 16)).astype("float32")
+    linear = RotaryEmbedding(rope_scaling={"rope_type": "linear", "factor": 4.0})(x)
+    frequencies = 10000.0 ** (-np.arange(0, 16, 2) / 16) / 4.0
+    assert_close(linear, rotate_with_frequencies(x, frequencies, 0))
     assert_close(RotaryEmbedding(rope_scaling={"rope_type": "default"})(x), reference_rotary(x))
 
 

@@ -176,7 +176,7 @@ class CacheModel:
         last = np.where(nonzero.any(axis=1), tokens.shape[1] - np.argmax(nonzero[:, ::-1], axis=1), 0)
         return np.maximum(last, max(1, self.index_bias)).astype("int32")
 
-    def predict(self, tokens, prompt_lengths=None, seed=None):
+    def predict(self, tokens, prompt_lengths=None, seed=None, cache=None):
         """`tokens` `(batch, <= max_length)` int prompts, right-padded with 0 -> `(batch, max_length)`
         int32: each prompt followed by its generated tokens, rows ended with `end_token` filled with
         it. `prompt_lengths` overrides the trailing-zero rule (for prompts that end with token 0).
@@ -186,7 +186,8 @@ class CacheModel:
         decoder start token (T5: 0, so build with `index_bias=1`). A UniLM model takes `[tokens,
         segments]`, as bert4keras3's cache model did: each row's source is its tokens before the
         first segment id 1 (the whole prompt when it has none); the segment ids after the prompt
-        are ignored (every generated token is segment 1)."""
+        are ignored (every generated token is segment 1). A state model (RWKV6) may start from
+        `cache`, the states (one row per prompt) after an earlier text."""
         encoder_inputs = sources = None
         if self.encoder_decoder:
             encoder_inputs, tokens = self.split_encoder_inputs(tokens)
@@ -208,7 +209,7 @@ class CacheModel:
             raise ValueError(f"{len(encoder_inputs)} rows of encoder tokens for {len(tokens)} rows of decoder tokens")
         if sources is not None:
             sources = np.minimum(sources, lengths).astype("int32")
-        inputs = cache_inputs_of(self.transformer, lengths, encoder_inputs, sources)
+        inputs = cache_inputs_of(self.transformer, lengths, encoder_inputs, sources, initial_states=cache)
         if not self.progress_print:
             return keras.ops.convert_to_numpy(self._decoder.decode(buffer, lengths, ends, _seed(seed), width, inputs))
         steps = self._decoder.steps(buffer, lengths, ends, _seed(seed), width, inputs)
@@ -308,6 +309,7 @@ def generate(
     penalty_window=None,
     max_penalty_range=None,
     jit_compile="auto",
+    cache=None,
 ):
     """Continues each prompt (a list of token-id lists, any lengths) by up to `max_new_tokens`
     tokens; returns each row's new tokens (up to and including its end token).
@@ -319,6 +321,8 @@ def generate(
         penalty, temperature, mask_output, penalty_window, max_penalty_range: the processing;
             unset ones come from the transformer (the arguments given to build_transformer_model).
         jit_compile: 'auto', True or False, as in `build_cache_model`.
+        cache: a state model's states (one row per prompt) to continue from, e.g. those RWKV6's
+            `read` returns after an earlier text; default the model's initial ones.
     """
     settings, buffer, lengths, ends, width, inputs = _batch(
         transformer,
@@ -333,6 +337,7 @@ def generate(
         mask_output=mask_output,
         penalty_window=penalty_window,
         max_penalty_range=max_penalty_range,
+        initial_states=cache,
     )
     output = decoder(transformer, settings, jit_compile).decode(buffer, lengths, ends, _seed(seed), width, inputs)
     output = keras.ops.convert_to_numpy(output)
@@ -356,6 +361,7 @@ def stream(
     penalty_window=None,
     max_penalty_range=None,
     jit_compile="auto",
+    cache=None,
 ):
     """`generate`, yielding as the tokens are produced: at each step, one entry per row, the token
     it just produced or None once it has ended. Same arguments as `generate`."""
@@ -372,6 +378,7 @@ def stream(
         mask_output=mask_output,
         penalty_window=penalty_window,
         max_penalty_range=max_penalty_range,
+        initial_states=cache,
     )
     steps = decoder(transformer, settings, jit_compile).steps(buffer, lengths, ends, _seed(seed), width, inputs)
     for tokens, running in steps:
@@ -385,7 +392,9 @@ def _round_up(value, multiple):
     return -(-value // multiple) * multiple
 
 
-def _batch(transformer, prompts, max_new_tokens, end_token, search_mode, k, jit_compile, **processing):
+def _batch(
+    transformer, prompts, max_new_tokens, end_token, search_mode, k, jit_compile, initial_states=None, **processing
+):
     """The settings and the `(buffer, lengths, end positions, prompt width, cache inputs)` of a
     list of prompts; `processing` is the caller's processing settings (None: the transformer's).
 
@@ -412,14 +421,22 @@ def _batch(transformer, prompts, max_new_tokens, end_token, search_mode, k, jit_
     # prompt is written to its cache, then overwritten by its own tokens before anything reads it).
     total = _round_up(int(lengths.max()) + max_new_tokens, BUFFER_MULTIPLE)
     width = min(_round_up(int(lengths.max()), PREFILL_MULTIPLE), total)
-    inputs = cache_inputs_of(transformer, lengths, encoder_inputs)
+    inputs = cache_inputs_of(transformer, lengths, encoder_inputs, initial_states=initial_states)
     return settings, _padded(prompts, total), lengths, lengths + max_new_tokens, width, inputs
 
 
-def cache_inputs_of(transformer, prompt_lengths, encoder_inputs=None, source_lengths=None):
+def cache_inputs_of(transformer, prompt_lengths, encoder_inputs=None, source_lengths=None, initial_states=None):
     """What the model's `build_cache` takes beyond the batch size and length, by name (None when
     nothing): an encoder-decoder's `encoder_inputs` (`is_encoder_decoder`), a UniLM model's
-    `source_lengths` (`needs_source_lengths`; by default each row's whole prompt is its source)."""
+    `source_lengths` (`needs_source_lengths`; by default each row's whole prompt is its source),
+    a state model's `initial_states` to continue from (`reads_prompt_lengths`)."""
+    if initial_states is not None:
+        if not getattr(transformer, "reads_prompt_lengths", False):  # optional in the protocol
+            raise ValueError(
+                f"cache= continues a state model's states (RWKV6); {type(transformer).__name__} keeps keys and "
+                "values instead: give the earlier text and the new one together as the prompt"
+            )
+        return {"initial_states": initial_states}
     if getattr(transformer, "is_encoder_decoder", False):  # optional in the protocol
         return {"encoder_inputs": encoder_inputs}
     if getattr(transformer, "needs_source_lengths", False):  # optional in the protocol

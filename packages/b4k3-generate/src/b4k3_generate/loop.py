@@ -70,15 +70,19 @@ class DecodeLoop:
         `prompt_lengths[b]` entries; the row is generated up to `end_positions[b]` (excluded).
         The cache has room for `cache_length` positions (a Python int, default `max_length`).
         `cache_inputs` are what the model's `build_cache` takes beyond the sizes, by name (an
-        encoder-decoder's `encoder_inputs`, a UniLM model's `source_lengths`; see `api.cache_inputs_of`).
+        encoder-decoder's `encoder_inputs`, a UniLM model's `source_lengths`, a state model's
+        `initial_states` to continue from; see `api.cache_inputs_of`).
         """
         token_ids, seed = ops.convert_to_tensor(token_ids, "int32"), ops.convert_to_tensor(seed, "int32")
         batch_size, max_length = ops.shape(token_ids)[0], ops.shape(token_ids)[1]
         lengths = ops.cast(prompt_lengths, "int32")
         limits = ops.minimum(ops.cast(end_positions, "int32"), max_length)
-        cache_inputs = {name: ops.convert_to_tensor(value) for name, value in (cache_inputs or {}).items()}
+        cache_inputs = keras.tree.map_structure(ops.convert_to_tensor, cache_inputs or {})
         cache = self.transformer.build_cache(batch_size, cache_length or max_length, **cache_inputs)
-        logits, cache = self.transformer.call_with_cache(token_ids[:, :prompt_width], cache, 0)
+        # A state model must stop each row's state at its own prompt (a KV cache keeps the
+        # padding's entries, overwritten before anything reads them).
+        lengths_argument = {"lengths": lengths} if getattr(self.transformer, "reads_prompt_lengths", False) else {}
+        logits, cache = self.transformer.call_with_cache(token_ids[:, :prompt_width], cache, 0, **lengths_argument)
         last_logits = ops.take_along_axis(logits, (lengths - 1)[:, None, None], axis=1)[:, 0]
         token = self.choose(last_logits, token_ids, lengths, seed, 0)
         state = LoopState(token_ids, cache, token, lengths, lengths >= limits, 0, lengths, limits, seed)

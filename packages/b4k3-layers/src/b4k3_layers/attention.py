@@ -41,7 +41,8 @@ class MultiHeadAttention(KeepsTrainability, keras.layers.Layer):
     Args:
         heads: number of key/value heads (`num_key_value_heads`).
         head_size: size of each value head.
-        out_dim: output size; default the query's feature size.
+        out_dim: output size; default `heads * head_size`, as bert4keras3 (`heads` being the
+            key/value heads: give `out_dim` for grouped-query attention).
         key_size: size of each query/key head; default `head_size`.
         use_bias: biases in the q/k/v projections.
         normalization: `'softmax'`, `'softmax-fp32'`, `'softmax_plus'` or `'squared_relu'`.
@@ -127,7 +128,7 @@ class MultiHeadAttention(KeepsTrainability, keras.layers.Layer):
             )
         self.heads = heads
         self.head_size = head_size
-        self.out_dim = out_dim
+        self.out_dim = out_dim or heads * head_size
         self.key_size = key_size or head_size
         self.use_bias = use_bias
         self.normalization = normalization
@@ -163,7 +164,7 @@ class MultiHeadAttention(KeepsTrainability, keras.layers.Layer):
     def build(self, input_shape):
         shapes = as_shape_list(input_shape)
         q_shape, k_shape, v_shape = shapes[:3] if len(shapes) > 1 else shapes * 3
-        out_dim = self.out_dim or q_shape[-1]
+        out_dim = self.out_dim
         if self.use_EinsumDense:
             bias, o_bias = ("nh" if self.use_bias else None), ("d" if self.o_bias else None)
             projections = {
@@ -405,7 +406,7 @@ class MultiHeadAttention(KeepsTrainability, keras.layers.Layer):
         """The output's shape for `[q, k, v]` or `q` (the logits too with `return_attention_scores`)."""
         shapes = as_shape_list(input_shape)
         q_shape, k_shape = shapes[0], shapes[min(1, len(shapes) - 1)]
-        output_shape = (*q_shape[:-1], self.out_dim or q_shape[-1])
+        output_shape = (*q_shape[:-1], self.out_dim)
         if self.return_attention_scores:
             return output_shape, (q_shape[0], self.query_head, q_shape[1], k_shape[1])
         return output_shape

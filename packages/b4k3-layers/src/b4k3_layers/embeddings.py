@@ -9,7 +9,7 @@ import keras
 
 from b4k3_layers.trainability import KeepsTrainability
 from b4k3_ops import ops
-from b4k3_ops.backend import sinusoidal_embeddings
+from b4k3_ops.backend import Sinusoidal, sinusoidal_embeddings  # noqa: F401 (Sinusoidal: where NEZHA takes it from)
 from b4k3_ops.checks import check_positive_int
 
 MERGE_MODES = ("add", "mul", "zero", "concat")
@@ -75,7 +75,9 @@ class AbsolutePositionEmbedding(KeepsTrainability, keras.layers.Layer):
     (`0..seq_len-1`, or given as a second input) and merging the position vectors into the input.
 
     Merge modes: 'add' `x + p`; 'mul' `x * (1 + p)` (so a zero table leaves `x` unchanged);
-    'zero' `p` alone, broadcast over the batch; 'concat' `[x, p]` on the last axis.
+    'zero' `p` alone, as bert4keras3 returned it: `(1, seq_len, dim)` for positions counted from 0
+    (it broadcasts against any batch), `(batch, seq_len, dim)` for given ids; 'concat' `[x, p]` on
+    the last axis.
     Subclasses define `position_embeddings(position_ids)`.
     """
 
@@ -126,13 +128,15 @@ class AbsolutePositionEmbedding(KeepsTrainability, keras.layers.Layer):
             return x + embeddings
         if self.merge_mode == "mul":
             return x * (embeddings + 1.0)
-        embeddings = ops.broadcast_to(embeddings, (*ops.shape(x)[:2], self.output_dim))
         if self.merge_mode == "zero":
             return embeddings
+        embeddings = ops.broadcast_to(embeddings, (*ops.shape(x)[:2], self.output_dim))
         return ops.concatenate([x, ops.cast(embeddings, x.dtype)], axis=-1)
 
     def compute_output_shape(self, input_shape):
         x_shape = input_shape[0] if self.custom_position_ids else input_shape
+        if self.merge_mode == "zero":
+            return (x_shape[0] if self.custom_position_ids else 1, x_shape[1], self.output_dim)
         if self.merge_mode != "concat":
             return (*x_shape[:2], self.output_dim)
         return (*x_shape[:2], None if x_shape[-1] is None else x_shape[-1] + self.output_dim)
@@ -238,7 +242,7 @@ class SinusoidalPositionEmbedding(AbsolutePositionEmbedding):
         custom_position_ids: if True, the inputs are `[x, position_ids]`.
 
     Example:
-        >>> SinusoidalPositionEmbedding(8, merge_mode="zero")(np.zeros((2, 10, 4)))  # (2, 10, 8)
+        >>> SinusoidalPositionEmbedding(8, merge_mode="zero")(np.zeros((2, 10, 4)))  # (1, 10, 8)
     """
 
     def __init__(self, output_dim, merge_mode="add", custom_position_ids=False, **kwargs):
@@ -249,21 +253,6 @@ class SinusoidalPositionEmbedding(AbsolutePositionEmbedding):
 
     def position_embeddings(self, position_ids):
         return sinusoidal_embeddings(ops.cast(position_ids, "float32"), self.output_dim)
-
-
-@keras.saving.register_keras_serializable(package="b4k3")
-class Sinusoidal(keras.initializers.Initializer):
-    """A `(rows, dim)` table whose row `r` is `sinusoidal_embeddings(r, dim)` (sin and cos
-    interleaved): the fixed table of NEZHA's functional relative positions, bert4keras'
-    `Sinusoidal` initializer.
-
-    Example:
-        >>> RelativePositionEmbedding(129, 64, embeddings_initializer=Sinusoidal(), trainable=False)
-    """
-
-    def __call__(self, shape, dtype=None):
-        rows, dim = shape
-        return ops.cast(sinusoidal_embeddings(ops.arange(rows, dtype="float32"), dim), dtype or "float32")
 
 
 @keras.saving.register_keras_serializable(package="b4k3")

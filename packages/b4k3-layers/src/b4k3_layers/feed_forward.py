@@ -8,12 +8,7 @@ import keras
 from b4k3_layers.sublayers import dense_sublayer
 from b4k3_layers.trainability import KeepsTrainability
 from b4k3_ops import ops
-
-
-@keras.saving.register_keras_serializable(package="b4k3")
-def gelu_tanh(x):
-    """GELU with the tanh approximation (Hugging Face's `gelu_new` / `gelu_pytorch_tanh`)."""
-    return ops.gelu(x, approximate=True)
+from b4k3_ops.activations import gelu_tanh
 
 
 @keras.saving.register_keras_serializable(package="b4k3")

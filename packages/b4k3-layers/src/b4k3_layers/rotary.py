@@ -24,16 +24,17 @@ class RotaryEmbedding(keras.layers.Layer):
     """Rotary position embedding, half-split as in keras-hub and Hugging Face Llama, or interleaved.
 
     Feature `f` of the first half is paired with feature `f + d/2` (`rotate_half`), and the pair at
-    position `p` turns by the angle `p / scaling_factor * w_f`, with the inverse frequencies
-    `w_f = max_wavelength ** (-2f / d)`, or those of `rope_scaling`. With `interleaved=True` the
-    pairs are features `(2f, 2f + 1)` instead: RoFormer's ("su") layout, what
-    `b4k3_ops.backend.apply_rotary_position_embeddings` computes from a sinusoidal table, here
+    position `p` turns by the angle `p * w_f`, with the inverse frequencies
+    `w_f = max_wavelength ** (-2f / (d * scaling_factor))` (bert4keras3's and the spec's
+    `scaling_factor` scales the frequency range), or those of `rope_scaling`. With
+    `interleaved=True` the pairs are features `(2f, 2f + 1)` instead: RoFormer's ("su") layout,
+    what `b4k3_ops.backend.apply_rotary_position_embeddings` computes from a sinusoidal table, here
     from the positions alone (so a KV cache's rows can each start at their own position).
 
     `rope_scaling` takes Hugging Face's dict as it stands in a checkpoint's config, so that a
     long-context model rotates exactly as it was trained: `{"rope_type": "linear", "factor": f}`
-    divides the frequencies by `f` (the same as `scaling_factor=f`; older configs spell the key
-    "type"), and `{"rope_type": "llama3", "factor", "low_freq_factor", "high_freq_factor",
+    divides the frequencies by `f`, i.e. the positions (linear position interpolation; older
+    configs spell the key "type"), and `{"rope_type": "llama3", "factor", "low_freq_factor", "high_freq_factor",
     "original_max_position_embeddings"}` is Llama 3.1's frequency-dependent scaling (transformers'
     `_compute_llama3_parameters`): wavelengths below `original / high_freq_factor` are kept, those
     above `original / low_freq_factor` divided by `factor`, and those between interpolated. The
@@ -41,7 +42,9 @@ class RotaryEmbedding(keras.layers.Layer):
 
     Args:
         max_wavelength: the base of the frequencies (`rope_theta`).
-        scaling_factor: positions are divided by it (linear position interpolation).
+        scaling_factor: the exponents of the frequencies are divided by it (it scales the
+            frequency range); to divide the positions, use `rope_scaling={"rope_type": "linear",
+            "factor": f}`.
         sequence_axis: axis of the inputs the positions run along.
         feature_axis: axis of the inputs that is rotated (even size).
         rope_scaling: None, or Hugging Face's rope scaling dict of rope_type 'default', 'linear'
@@ -126,7 +129,8 @@ class RotaryEmbedding(keras.layers.Layer):
 
     def inverse_frequencies(self, dim):
         """The `dim // 2` inverse frequencies as a float32 NumPy array, `rope_scaling` applied."""
-        frequencies = 1.0 / (float(self.max_wavelength) ** (np.arange(0, dim, 2, dtype="float32") / dim))
+        exponents = np.arange(0, dim, 2, dtype="float32") / np.float32(self.scaling_factor) / dim
+        frequencies = 1.0 / (float(self.max_wavelength) ** exponents)
         rope_type = self.check_rope_scaling(self.rope_scaling, self.max_wavelength)
         if rope_type == "linear":
             frequencies = frequencies / self.rope_scaling["factor"]
@@ -189,7 +193,7 @@ class RotaryEmbedding(keras.layers.Layer):
             )
         # Per row, positions are (batch, seq_len); a (1,) index is the scalar it holds.
         start = start[:, None] if per_row else ops.reshape(start, ())
-        positions = (ops.arange(ops.shape(inputs)[sequence_axis], dtype="float32") + start) / self.scaling_factor
+        positions = ops.arange(ops.shape(inputs)[sequence_axis], dtype="float32") + start
         angles = positions[..., None] * ops.convert_to_tensor(frequencies, "float32")
         # Interleaved: each pair (2f, 2f + 1) turns by angle f; half-split: both halves by the same angles.
         angles = ops.repeat(angles, 2, axis=-1) if self.interleaved else ops.concatenate([angles, angles], axis=-1)

@@ -83,6 +83,9 @@ def build_transformer_model(
             model = hf_model
     family = lookup_model(model)
     version = version or model_version(model)
+    if checkpoint_path is not None and hasattr(family, "config_from_checkpoint"):
+        # A family whose checkpoints carry no config (RWKV's .pth) reads its sizes from the arrays.
+        checkpoint_path, configs = family.config_from_checkpoint(checkpoint_path, configs)
     if application not in APPLICATIONS:
         raise ValueError(f"application must be one of {sorted(APPLICATIONS)}, got {application!r}")
     if issubclass(family, T5_Base) and application != "encoder":

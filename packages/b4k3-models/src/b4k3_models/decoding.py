@@ -30,6 +30,10 @@ protocol"); b4k3-generate reads nothing else:
   source_lengths=...)` takes the `(batch,)` number of each row's first tokens that are the source
   (segment 0); the cache (a `SourceCache`) keeps them, and every later token is segment 1 and sees
   the whole source and the target tokens up to itself.
+- `reads_prompt_lengths` (optional, default False): when True, the prefill's `call_with_cache`
+  also gets `lengths=` `(batch,)`, each row's prompt length within the `T` tokens given; the
+  tokens after it are padding that must not change the row's cache (a state model), whose
+  `build_cache(batch_size, max_length, initial_states=...)` may also start from given states.
 
 What the two other kinds of model add, within the same two methods:
 - An encoder-decoder (T5) says so with `is_encoder_decoder = True` and names the token its
@@ -41,8 +45,8 @@ What the two other kinds of model add, within the same two methods:
   computed from `index`, and `resize_cache` grows the self-attention part only. b4k3-generate
   then reads prompts as encoder inputs and decodes from `[decoder_start_token_id]`.
 - A state model (RWKV6) keeps each layer's recurrent states in the cache: their size does not
-  depend on `max_length`, `index` only tells which rows are at which step, and it has no
-  `resize_cache`.
+  depend on `max_length`, `index` only tells which rows are at which step, it has no
+  `resize_cache`, and it reads the prompt lengths in the prefill (`reads_prompt_lengths`).
 
 `CachedDecoding` implements the protocol from the block protocol's hooks (`model_inputs`'s
 `ModelInputs`, `apply_embeddings`, `apply_block`, `apply_final_layers`): positions come from the

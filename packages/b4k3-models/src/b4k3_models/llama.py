@@ -49,7 +49,8 @@ class Gemma(LM_Mask, CachedDecoding, Transformer):
         with_lm: the LM head: True (softmax), 'linear' (logits), another activation, or False (none:
             the final hidden states).
         max_wavelength: rotary base (Hugging Face's `rope_theta`).
-        scaling_factor: rotary positions are divided by it (linear interpolation).
+        scaling_factor: divides the exponents of the rotary frequencies (bert4keras3's meaning; for
+            Hugging Face's linear position interpolation use `rope_scaling`).
         rope_scaling: Hugging Face's rope scaling dict (`linear` or Llama-3.1's `llama3`).
         use_EinsumDense: attention projections as `EinsumDense` (Gemma's layout) or `Dense`.
         use_bias: q/k/v projection biases; `o_bias` the output projection's (default `use_bias`).

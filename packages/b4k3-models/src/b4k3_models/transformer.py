@@ -367,8 +367,9 @@ class Transformer:
         return x, cache
 
     def sublayer_name(self, index, sublayer):
-        """The layer name of block `index`'s sublayer (`block_layer_name`); ALBERT, whose blocks
-        share one set of layers, drops the index."""
+        """The layer name of block `index`'s sublayer (`block_layer_name`: bert4keras'
+        `Transformer-0-MultiHeadSelfAttention`); ALBERT, whose blocks share one set of layers,
+        drops the index, RWKV6 has bert4keras3's `RWKV-0-TimeMix`."""
         return block_layer_name(index, sublayer)
 
     def sublayer_norms(self, sublayer):

@@ -42,3 +42,10 @@ def sequence_masking(x, mask=None, value=0, axis=None, bias=None, return_mask=Fa
     if mask is not None:
         x = ops.where(mask, x, ops.cast(value, x.dtype))
     return (x, mask) if return_mask else x
+
+
+def get_sequence_masking(x, mask=None, value=0, axis=None, bias=None):
+    """The mask `sequence_masking` applies to `x` (its key mask aligned on `axis`, ANDed with a
+    bool `bias`), as int32 0/1 broadcastable to `x`; None when there is none."""
+    _, full_mask = sequence_masking(x, mask, value, axis, bias, return_mask=True)
+    return None if full_mask is None else ops.cast(full_mask, "int32")

@@ -1,5 +1,6 @@
 """Sinusoidal position tables and the interleaved ("su") rotary position embedding."""
 
+import keras
 from keras import ops
 
 from b4k3_ops.numerics import as_tensor
@@ -40,3 +41,17 @@ def apply_rotary_position_embeddings(sinusoidal, *tensors):
         rotated = ops.reshape(ops.stack([-halves[..., 1], halves[..., 0]], axis=-1), ops.shape(tensor))
         outputs.append(tensor * ops.cast(cos, tensor.dtype) + rotated * ops.cast(sin, tensor.dtype))
     return outputs[0] if len(outputs) == 1 else outputs
+
+
+@keras.saving.register_keras_serializable(package="b4k3")
+class Sinusoidal(keras.initializers.Initializer):
+    """Initializer of a `(positions, dim)` table with the sinusoidal encoding of
+    `sinusoidal_embeddings` (https://arxiv.org/abs/1706.03762): e.g. a position embedding that
+    starts from (or stays at) the fixed encoding."""
+
+    def __call__(self, shape, dtype=None):
+        if len(shape) != 2:
+            raise ValueError(f"Sinusoidal initializes a (positions, dim) table, got shape {tuple(shape)}")
+        size, dim = shape
+        table = sinusoidal_embeddings(ops.arange(size, dtype="float32"), dim)
+        return ops.cast(table, dtype or keras.backend.floatx())

@@ -70,3 +70,19 @@ def divisible_temporal_padding(x, n):
     length = ops.shape(x)[1]
     padding = (n - length % n) % n
     return ops.pad(x, [(0, 0), (0, padding)] + [(0, 0)] * (len(x.shape) - 2))
+
+
+def int_shape(x):
+    """The static shape of a tensor as a tuple (None where unknown)."""
+    return tuple(x.shape)
+
+
+def batch_gather(params, indices):
+    """tf.batch_gather: `indices` of shape `(*batch, k)` pick `k` entries along axis `len(batch)`
+    of `params` `(*batch, n, *rest)`, row by row; the result is `(*batch, k, *rest)`."""
+    indices = ops.cast(indices, "int32")
+    axis = len(indices.shape) - 1
+    rest = tuple(params.shape[axis + 1 :])
+    expanded = ops.reshape(indices, (*ops.shape(indices), *([1] * len(rest))))
+    expanded = ops.broadcast_to(expanded, (*ops.shape(indices), *rest))
+    return ops.take_along_axis(params, expanded, axis=axis)

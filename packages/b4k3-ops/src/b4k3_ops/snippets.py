@@ -1,12 +1,59 @@
-"""bert4keras3's data snippets: padding batches, truncating text pairs, and the DataGenerator base."""
+"""bert4keras3's `snippets` under its old name: padding batches, the DataGenerator base, and (from
+their own modules) the decoders, parallel map, indexed files and the text helpers of b4k3-tokenize."""
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from b4k3_ops.arguments import delete_arguments, insert_arguments
+from b4k3_ops.arrays import softmax, to_array
+from b4k3_ops.autoregressive import AutoRegressiveDecoder
+from b4k3_ops.files import open
+from b4k3_ops.parallel import parallel_apply, parallel_apply_generator
 from b4k3_ops.resize import orthogonally_resize  # where bert4keras3 users import it from
-from b4k3_tokenize import lowercase_and_normalize, truncate_sequences
+from b4k3_ops.viterbi import ViterbiDecoder
+from b4k3_tokenize import (
+    convert_to_str,
+    convert_to_unicode,
+    is_string,
+    longest_common_subsequence,
+    longest_common_substring,
+    lowercase_and_normalize,
+    string_matching,
+    strQ2B,
+    text_segmentate,
+    truncate_sequences,
+)
 
-__all__ = ["DataGenerator", "lowercase_and_normalize", "orthogonally_resize", "sequence_padding", "truncate_sequences"]
+__all__ = [
+    "AutoRegressiveDecoder",
+    "DataGenerator",
+    "ViterbiDecoder",
+    "convert_to_str",
+    "convert_to_unicode",
+    "delete_arguments",
+    "insert_arguments",
+    "is_one_of",
+    "is_string",
+    "longest_common_subsequence",
+    "longest_common_substring",
+    "lowercase_and_normalize",
+    "open",
+    "orthogonally_resize",
+    "parallel_apply",
+    "parallel_apply_generator",
+    "sequence_padding",
+    "softmax",
+    "strQ2B",
+    "string_matching",
+    "text_segmentate",
+    "to_array",
+    "truncate_sequences",
+]
+
+
+def is_one_of(x, ys):
+    """True when `x` is (identity, not equality) one of `ys`: `x in ys` for arrays, which `==` cannot compare."""
+    return any(x is y for y in ys)
 
 
 def sequence_padding(inputs, length=None, value=0, seq_dims=1, mode="post", show_tqdm=False):
