@@ -1,15 +1,15 @@
 """Encoders built as language models generate through the one loop with a KV cache:
 `application='lm'` (causal mask) and `application='unilm'` (UniLM: the prompt is the source,
 segment 0, seen both ways; every generated token is segment 1 and sees the source and the target
-up to itself), on BERT, RoFormer and RoFormerV2.
+up to itself), on BERT, RoFormer, RoFormerV2 and NEZHA.
 
 References: a plain loop that re-runs the full (uncached) Keras model on the growing sequence
 and takes the argmax at its last position, for every case; Hugging Face's greedy `generate` where
 one exists: `BertLMHeadModel` and `RoFormerForCausalLM` (`is_decoder=True`: the same causal
 encoder with the same MLM head), saved from tiny random configs whose config is rewritten
 without `is_decoder` (b4k3 takes the causal mask from `application='lm'`). RoFormerV2's weights
-are the committed golden fixture of JunnYu's port (see b4k3-models' tests). A plain encoder is
-refused with an error that says what to build."""
+are the committed golden fixture of JunnYu's port (see b4k3-models' tests), NEZHA's those of
+transformers 4's (the same). A plain encoder is refused with an error that says what to build."""
 
 import json
 import pathlib
@@ -18,7 +18,15 @@ import keras
 import numpy as np
 import pytest
 import transformers
-from family_checks import TINY_BERT, TINY_ROFORMER, hf_greedy, predict, save_hf_model
+from family_checks import (
+    TINY_BERT,
+    TINY_ROFORMER,
+    hf_greedy,
+    nezha_reference,
+    predict,
+    save_hf_model,
+    save_nezha_directory,
+)
 
 from b4k3_generate import build_cache_model, generate
 from b4k3_generate.loop import DecodeLoop
@@ -55,6 +63,7 @@ def checkpoints(tmp_path_factory):
             tmp_path_factory.mktemp("roformer_causal"),
         ),
         "roformer_v2": (ROFORMER_V2, None),
+        "nezha": (save_nezha_directory(nezha_reference(), tmp_path_factory.mktemp("nezha")), None),
     }
 
 
@@ -92,6 +101,7 @@ def uncached_greedy(transformer, prompt, new_tokens, source_length=None, end_tok
 
 
 CASES = [("bert", "lm"), ("bert", "unilm"), ("roformer", "lm"), ("roformer", "unilm"), ("roformer_v2", "lm")]
+CASES += [("nezha", "lm"), ("nezha", "unilm")]
 
 
 @pytest.mark.parametrize(("family", "application"), CASES)

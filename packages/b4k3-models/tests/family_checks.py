@@ -11,11 +11,13 @@ Every model is built from a config here (nothing is downloaded).
 """
 
 import contextlib
+import json
 import pathlib
 import re
 
 import keras
 import numpy as np
+import safetensors.numpy
 import torch
 import transformers
 
@@ -346,6 +348,32 @@ def run_decoding_protocol_test(transformer, tokens, full_pass=None, step=None, l
     assert_matches(decode_in_steps(step, cache, tokens, 6, as_tensor), expected)
     prompts = ragged_prompts(transformer.vocab_size, lowest_token)
     decode_ragged(step, transformer, *prompts, chunks=list(chunks), full_pass=full_pass)
+
+
+NEZHA_REFERENCE = pathlib.Path(__file__).with_name("nezha_reference.npz")
+
+
+def nezha_reference():
+    """transformers 4's NEZHA outputs and weights (see test_nezha_matches_reference.py): a dict of
+    the arrays, its `config` parsed."""
+    with np.load(NEZHA_REFERENCE) as arrays:
+        reference = {key: arrays[key] for key in arrays.files}
+    reference["config"] = json.loads(str(reference["config"]))
+    return reference
+
+
+def nezha_weights(reference):
+    """The reference's weights under Hugging Face's names."""
+    return {key.removeprefix("weight/"): value for key, value in reference.items() if key.startswith("weight/")}
+
+
+def save_nezha_directory(reference, directory):
+    """The reference's NEZHA as a Hugging Face directory (config.json + model.safetensors)."""
+    directory = pathlib.Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "config.json").write_text(json.dumps(reference["config"]))
+    safetensors.numpy.save_file(nezha_weights(reference), str(directory / "model.safetensors"))
+    return directory
 
 
 # Hugging Face's BERT names -> Google's, for `google_arrays` (the tied MLM decoder is not stored:

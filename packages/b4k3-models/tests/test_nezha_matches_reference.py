@@ -10,40 +10,40 @@ rerun it). The weights go through the real loading paths: written here as a Hugg
 config's `max_relative_position` is 3, so the 11-token rows clip their relative distances."""
 
 import json
-import pathlib
 
 import numpy as np
 import pytest
-from family_checks import BERT_GOOGLE_RENAMES, assert_matches, google_arrays, predict, write_tf_checkpoint
-from safetensors.numpy import save_file
+from family_checks import (
+    BERT_GOOGLE_RENAMES,
+    assert_matches,
+    google_arrays,
+    nezha_reference,
+    nezha_weights,
+    predict,
+    run_decoding_protocol_test,
+    save_nezha_directory,
+    write_tf_checkpoint,
+)
 
 from b4k3_models import NEZHA, CheckpointMismatchError, build_transformer_model
 
-FIXTURE = pathlib.Path(__file__).with_name("nezha_reference.npz")
 GOOGLE_CONFIG_KEYS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size")
 GOOGLE_CONFIG_KEYS += ("hidden_act", "max_position_embeddings", "max_relative_position", "type_vocab_size")
 
 
 @pytest.fixture(scope="module")
 def reference():
-    with np.load(FIXTURE) as arrays:
-        reference = {key: arrays[key] for key in arrays.files}
-    reference["config"] = json.loads(str(reference["config"]))
-    return reference
+    return nezha_reference()
 
 
 @pytest.fixture(scope="module")
 def weights(reference):
-    """The reference's weights under Hugging Face's names."""
-    return {key.removeprefix("weight/"): value for key, value in reference.items() if key.startswith("weight/")}
+    return nezha_weights(reference)
 
 
 @pytest.fixture(scope="module")
-def hf_directory(reference, weights, tmp_path_factory):
-    directory = tmp_path_factory.mktemp("nezha_hf")
-    (directory / "config.json").write_text(json.dumps(reference["config"]))
-    save_file(weights, str(directory / "model.safetensors"))
-    return directory
+def hf_directory(reference, tmp_path_factory):
+    return save_nezha_directory(reference, tmp_path_factory.mktemp("nezha_hf"))
 
 
 @pytest.fixture(scope="module")
@@ -105,9 +105,11 @@ def test_options_of_absolute_positions_are_refused(hf_directory):
         build_transformer_model(checkpoint_path=hf_directory, hierarchical_position=True)
 
 
-def test_as_a_language_model_it_runs_causally_and_refuses_cached_decoding(reference, hf_directory):
+def test_as_a_language_model_it_runs_causally_and_decodes_with_a_kv_cache(reference, hf_directory):
     """application='lm': each position sees only those before it (a row cut short gives the same
-    outputs on what is left); decoding with a KV cache is refused with the reason."""
+    outputs on what is left), and decoding with a KV cache gives the full pass's outputs, prompts
+    of several lengths included, past `max_relative_position` (3) where the distances clip and
+    past the 64 positions that NEZHA never reads (no position table bounds it)."""
     lm = build_transformer_model(
         checkpoint_path=hf_directory, application="lm", with_mlm="linear", return_keras_model=False
     )
@@ -115,5 +117,7 @@ def test_as_a_language_model_it_runs_causally_and_refuses_cached_decoding(refere
     full = predict(lm.model, [ids[:1], segments[:1]])
     cut = predict(lm.model, [ids[:1, :6], segments[:1, :6]])
     assert_matches(cut, full[:, :6])
-    with pytest.raises(TypeError, match="NEZHA cannot decode with a KV cache"):
-        lm.build_cache(1, 8)
+    assert lm.max_positions is None
+    tokens = np.random.default_rng(3).integers(1, reference["config"]["vocab_size"], size=(2, 70)).astype("int32")
+    full_pass = lambda sequences: predict(lm.model, [sequences, np.zeros_like(sequences)])  # noqa: E731
+    run_decoding_protocol_test(lm, tokens, full_pass=full_pass, lowest_token=1)

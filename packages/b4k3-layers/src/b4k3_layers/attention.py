@@ -71,7 +71,8 @@ class MultiHeadAttention(KeepsTrainability, keras.layers.Layer):
     p_bias=None, position_bias=None, cache=None, cache_index=None)`. `attention_bias` is a bool
     mask or an additive bias broadcastable to `(batch, heads, q_len, k_len)` (e.g. causal);
     `p_bias` is `'rotary'`, `'typical_relative'` or `'t5_relative'` with `position_bias` its
-    table; `cache` is `(batch, 2, max_len, heads, head_size)` (keys, values), written at
+    table (a relative one `(q_len, k_len, ...)`, or `(batch, q_len, k_len, ...)` when each row
+    decodes at its own positions); `cache` is `(batch, 2, max_len, heads, head_size)` (keys, values), written at
     `cache_index` when given, and returned updated. `cache_index` is a Python int or a scalar
     tensor (every row writes its new tokens from there), or a `(batch,)` int tensor: row `b` writes
     its token `t` at `cache_index[b] + t`, and its rotary positions start at `cache_index[b]`, so
@@ -293,7 +294,9 @@ class MultiHeadAttention(KeepsTrainability, keras.layers.Layer):
             grouped_q = ops.reshape(qw, (self.heads, groups), 2)
             scores = ops.flatten(ops.einsum("bqkgd,bskd->bkgqs", grouped_q, kw), 1, 3)
             if p_bias == "typical_relative":
-                scores = scores + ops.einsum("bqhd,qkd->bhqk", qw, position_bias)
+                # (q_len, k_len, head_size), or (batch, q_len, k_len, head_size) with a row's own positions.
+                batched = len(position_bias.shape) == 4
+                scores = scores + ops.einsum("bqhd,bqkd->bhqk" if batched else "bqhd,qkd->bhqk", qw, position_bias)
             elif p_bias == "t5_relative":
                 # (q_len, k_len, heads), or (batch, q_len, k_len, heads) with a row's own positions.
                 if len(position_bias.shape) == 4:
@@ -314,7 +317,7 @@ class MultiHeadAttention(KeepsTrainability, keras.layers.Layer):
             grouped_weights = ops.reshape(weights, (self.heads, groups), 1)
             o = ops.flatten(ops.einsum("bkgqs,bskd->bqkgd", grouped_weights, vw), 2, 4)
             if p_bias == "typical_relative":
-                o = o + ops.einsum("bhqk,qkd->bqhd", weights, position_bias)
+                o = o + ops.einsum("bhqk,bqkd->bqhd" if batched else "bhqk,qkd->bqhd", weights, position_bias)
 
         o = self.o_dense(o if self.use_EinsumDense else ops.flatten(o, 2))
         outputs = [o]

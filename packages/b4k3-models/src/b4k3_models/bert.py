@@ -197,14 +197,20 @@ class BERT(CachedDecoding, Transformer):
 
     @property
     def max_positions(self):
-        """The learned positions: `max_position`, or its square with hierarchical positions."""
+        """The learned positions: `max_position`, or its square with hierarchical positions; None
+        for a family without the "position" step (rotary or relative positions have no bound)."""
+        if "position" not in self.embedding_steps:
+            return None
         return self.max_position**2 if self.hierarchical_position else self.max_position
 
     def decoding_inputs(self, token_ids, positions):
         """Segment 0 and the positions, clipped to the table: rows that have ended keep stepping
         in a batch (their tokens are discarded) and may pass it. A real token past
-        `max_positions` is refused where a generation starts."""
+        `max_positions` is refused where a generation starts. Without a position table the
+        positions reach the attention through the cache index instead."""
         segment_ids = ops.zeros_like(token_ids) if self.segment_vocab_size > 0 else None
+        if self.max_positions is None:
+            return ModelInputs(token_ids, segment_ids)
         return ModelInputs(token_ids, segment_ids, ops.minimum(positions, self.max_positions - 1))
 
     def check_can_decode(self):

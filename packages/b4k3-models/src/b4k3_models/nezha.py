@@ -20,8 +20,9 @@ class NEZHA(BERT):
         **kwargs: the arguments of `BERT`, but those of absolute positions (`hierarchical_position`,
             `custom_position_ids`) and `attention_key_size` (the table serves keys and values).
 
-    `application='lm'` / `'unilm'` give the causal / UniLM masks on the full pass; decoding with a
-    KV cache is not implemented (nor was it in bert4keras3).
+    `application='lm'` / `'unilm'` give the causal / UniLM masks and decode with a KV cache
+    (bert4keras3's NEZHA did not decode): a cached step embeds the distances between its rows' own
+    positions and the cached ones.
     """
 
     honoured_options = BERT.honoured_options - {"attention_key_size"}
@@ -41,22 +42,27 @@ class NEZHA(BERT):
         """The `(len, len, head_size)` relative position table, computed once for every block."""
         if self.position_bias is None:
             token_ids = self.inputs[0]
-            self.position_bias = self.apply(
-                [token_ids, token_ids],
-                RelativePositionEmbedding,
-                input_dim=2 * self.max_relative_position + 1,
-                output_dim=self.attention_head_size,
-                embeddings_initializer=Sinusoidal(),
-                trainable=False,
-                name="Embedding-Relative-Position",
-            )
+            self.position_bias = self.relative_positions([token_ids, token_ids])
         return self.position_bias
 
-    def check_can_decode(self):
-        raise TypeError(
-            "NEZHA cannot decode with a KV cache: its relative positions are not implemented for cached steps. "
-            "Run the model on the whole sequence instead"
+    def relative_positions(self, inputs, relative_positions=None):
+        """The vectors of the distances between `[queries, keys]`, or of `relative_positions`."""
+        return self.apply(
+            inputs,
+            RelativePositionEmbedding,
+            arguments=None if relative_positions is None else {"relative_positions": relative_positions},
+            input_dim=2 * self.max_relative_position + 1,
+            output_dim=self.attention_head_size,
+            embeddings_initializer=Sinusoidal(),
+            trainable=False,
+            name="Embedding-Relative-Position",
         )
+
+    def cache_position_bias(self, query_positions, key_positions, layer_index):
+        """`(batch, T, keys, head_size)`: the vectors of each new token's distances to the cache."""
+        relative = key_positions[:, None, :] - query_positions[:, :, None]
+        # The layer reads only `relative_positions`; its inputs stand in for the usual [q, k].
+        return self.relative_positions(relative, relative_positions=relative)
 
     @classmethod
     def from_hf_config(cls, hf_config):

@@ -18,8 +18,6 @@ from b4k3_layers import Embedding
 from b4k3_models.bert import BERT
 from b4k3_models.checkpoint_names import HF_NAMES, hf_base_prefix
 from b4k3_models.hf_configs import reject_unsupported
-from b4k3_models.transformer import ModelInputs
-from b4k3_ops import ops
 
 # Variables a RoFormerV2 lacks: bert4keras drops every checkpoint name holding one of these.
 DROPPED_VARIABLES = ("bias", "beta", "gamma")
@@ -44,18 +42,8 @@ class RoFormer(BERT):
             raise TypeError(f"{type(self).__name__} has rotary positions; {unused} would have no effect. Remove them")
         super().__init__(max_position=max_position, **kwargs)
 
-    @property
-    def max_positions(self):
-        """None: rotary positions have no bound."""
-        return None
-
     def attention_layer(self, index):
         return {**super().attention_layer(index), "rope_mode": "su"}
-
-    def decoding_inputs(self, token_ids, positions):
-        """Segment 0; the positions reach the attention through the cache index."""
-        segment_ids = ops.zeros_like(token_ids) if self.segment_vocab_size > 0 else None
-        return ModelInputs(token_ids, segment_ids)
 
     @classmethod
     def from_hf_config(cls, hf_config):
