@@ -2,7 +2,7 @@
 Hugging Face `model_type`s b4k3 reads (each family translates its config, `from_hf_config`).
 
 Families of packages above b4k3-models (RWKV6 lives in b4k3-rwkv, which imports this package)
-are registered by name, `(package, module, class)`, and imported only when asked for."""
+are registered by name, `(package, module, class, install hint)`, and imported only when asked for."""
 
 import importlib
 
@@ -39,7 +39,7 @@ MODELS = {
     "t5": T5,
     "t5_encoder": T5_Encoder,
     "t5_decoder": T5_Decoder,
-    "rwkv6": ("b4k3-rwkv", "b4k3_rwkv", "RWKV6"),
+    "rwkv6": ("b4k3-rwkv", "b4k3_rwkv", "RWKV6", "pip install ./packages/b4k3-rwkv"),
 }
 # bert4keras3's T5 names with a version, e.g. 'mt5.1.1_encoder': the version they imply.
 for _version in T5_VERSIONS:
@@ -84,13 +84,11 @@ def lookup_model(model):
         raise ValueError(f"Unknown model {model!r}; b4k3 knows {sorted(MODELS)}")
     family = MODELS[key]
     if isinstance(family, tuple):
-        package, module, name = family
+        package, module, name, install = family
         try:
             family = getattr(importlib.import_module(module), name)
         except ImportError as error:
-            raise ImportError(
-                f"model={model!r} needs the {package} package: pip install ./packages/{package} from a b4k3 checkout"
-            ) from error
+            raise ImportError(f"model={model!r} needs the {package} package: {install} from a b4k3 checkout") from error
     return family
 
 
