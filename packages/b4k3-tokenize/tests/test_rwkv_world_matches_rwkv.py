@@ -4,6 +4,7 @@ one intended difference is decoding bytes that are not UTF-8 (U+FFFD per bad seq
 U+FFFD for the whole text there)."""
 
 import functools
+import importlib.util
 import random
 
 import numpy as np
@@ -137,3 +138,9 @@ def test_the_end_of_text_id_says_to_drop_it(ours):
 def test_a_list_of_texts_is_a_type_error(ours):
     with pytest.raises(TypeError, match=r"text must be a str, got list"):
         ours.encode(["Hello", "world"])
+
+
+def test_from_rwkv_package_without_the_package_says_to_install_it(monkeypatch):
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(ImportError, match=r"pip install rwkv, or pass the path of rwkv_vocab_v20230424\.txt"):
+        RWKVWorldTokenizer.from_rwkv_package()

@@ -105,7 +105,9 @@ class RWKVWorldTokenizer:
         if self.end_token_id in self._tokens:
             raise ValueError(f"{vocab_path}: id 0 is RWKV's end-of-text token and cannot be a token of the file")
         self._trie = build_trie(self._tokens)
+        self._by_first_byte = [self._trie.get(byte) for byte in range(256)]
         self._longest = max(len(token) for token in self._tokens.values())
+        self._vocab_size = max(self._tokens) + 1
 
     @classmethod
     def from_rwkv_package(cls):
@@ -126,7 +128,7 @@ class RWKVWorldTokenizer:
     def vocab_size(self):
         """How many ids the model's embedding needs: the largest id plus one (65,530 ids; RWKV
         World models have 65,536 rows)."""
-        return max(self._tokens) + 1
+        return self._vocab_size
 
     def encode(self, text):
         """Text -> token ids, the longest token at each step (no end token added)."""
@@ -139,15 +141,17 @@ class RWKVWorldTokenizer:
         append = ids.append
         start, end = 0, len(data)
         while start < end:
-            children, found, found_end, position = self._trie, 0, start, start
-            for byte in data[start : start + self._longest]:
+            # The first byte's trie entry comes from a table (the hottest lookup), the rest by dict.
+            found, children = self._by_first_byte[data[start]] or (0, {})
+            position = found_end = start + 1
+            for byte in data[position : start + self._longest]:
                 entry = children.get(byte)
                 if entry is None:
                     break
                 position += 1
-                if entry[0]:
-                    found, found_end = entry[0], position
-                children = entry[1]
+                token_id, children = entry
+                if token_id:
+                    found, found_end = token_id, position
             if not found:
                 raise ValueError(
                     f"{self.vocab_path} has no token for byte {data[start]:#04x} (at byte {start} of the text)"
