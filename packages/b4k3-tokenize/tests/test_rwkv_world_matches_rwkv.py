@@ -103,6 +103,7 @@ def test_any_text_round_trips_with_the_rwkv_package_ids(text):
         ("x 'ab' 2", r"expected '<id> <str or bytes literal> <length in bytes>'"),
         ("3 12 2", r"must be a non-empty str or bytes literal, got '12'"),
         ("3 '' 0", r"must be a non-empty str or bytes literal"),
+        ("3 '\\ud800' 3", r"is not valid Unicode \(a lone surrogate\)"),
         ("1 'b' 1", r"id 1 is given a second time"),
         ("3 b'a' 1", r"token b'a' already has id 1"),
     ],

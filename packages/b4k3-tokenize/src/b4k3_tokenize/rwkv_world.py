@@ -54,7 +54,10 @@ def parse_vocab_line(line, where):
     except (ValueError, SyntaxError, MemoryError, RecursionError):
         raise ValueError(problem) from None
     if isinstance(token, str):
-        token = token.encode("utf-8")
+        try:
+            token = token.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"{where}: the token {literal} is not valid Unicode (a lone surrogate)") from None
     if not isinstance(token, bytes) or not token:
         raise ValueError(f"{where}: the token must be a non-empty str or bytes literal, got {literal!r:.120}")
     if len(token) != int(length):
