@@ -1,9 +1,11 @@
-"""bert4keras-compatible tokenizers (WordPiece, SentencePiece and byte-level BPE) with no Keras dependency."""
+"""bert4keras-compatible tokenizers (WordPiece, SentencePiece, byte-level BPE and RWKV's "world"
+tokenizer) with no Keras dependency."""
 
 from b4k3_tokenize.base import TokenizerBase, truncate_sequences
 from b4k3_tokenize.bpe import AddedToken, BPETokenizer
 from b4k3_tokenize.characters import lowercase_and_normalize
 from b4k3_tokenize.chat_template import render_chat_template
+from b4k3_tokenize.rwkv_world import RWKVWorldTokenizer
 from b4k3_tokenize.sp_tokenizer import SpTokenizer
 from b4k3_tokenize.text_helpers import (
     convert_to_str,
@@ -23,6 +25,7 @@ __version__ = "0.2.0"
 __all__ = [
     "AddedToken",
     "BPETokenizer",
+    "RWKVWorldTokenizer",
     "SpTokenizer",
     "Tokenizer",
     "TokenizerBase",
