@@ -2,18 +2,22 @@
 built with the model), `flatten_o_dense` (two ways to merge heads, one result), a decoder's
 `rope_mode='su'` (interleaved rotary pairs), `build(attention_caches=...)` (keys and values led by
 given sequences). An argument no b4k3 model takes is left out with a warning naming it; one that
-another family takes stays an error.
+another family takes stays an error. bert4keras3's activation names ('gelu_tanh', 'gelu_erf') work
+in a config without registering them with Keras.
 
 References: a Hugging Face Llama (rope_mode), the same BERT run on the whole sequence
 (attention_caches), the layer with the other setting (flatten_o_dense); float32, within 1e-5."""
+
+import json
 
 import keras
 import numpy as np
 import pytest
 from family_checks import TINY_BERT_ARGUMENTS, assert_matches, hf_logits, predict, ragged_batch
 
-from b4k3_layers import MultiHeadAttention
+from b4k3_layers import FeedForward, MultiHeadAttention
 from b4k3_models import build_transformer_model
+from b4k3_ops.activations import gelu_erf, gelu_tanh
 
 ATTENTION_0 = "Transformer-0-MultiHeadSelfAttention"
 GEMMA_SIZES = {"vocab_size": 64, "hidden_size": 32, "num_hidden_layers": 1, "intermediate_size": 40}
@@ -129,3 +133,15 @@ def test_attention_caches_are_refused_where_they_cannot_apply():
         tiny_bert(application="lm", attention_caches=caches, additional_input_layers=cached)
     with pytest.raises(TypeError, match=r"RoFormer does not implement \['attention_caches'\]"):
         build_transformer_model(model="roformer", **TINY_BERT_ARGUMENTS, attention_caches=caches)
+
+
+@pytest.mark.parametrize(("name", "function"), [("gelu_tanh", gelu_tanh), ("gelu_erf", gelu_erf)])
+def test_bert4keras3_activation_names_work_in_a_config_without_registering(tmp_path, name, function):
+    config = {**TINY_BERT_ARGUMENTS, "hidden_act": name, "type_vocab_size": 2}
+    (tmp_path / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    with pytest.raises(ValueError, match=name):
+        keras.activations.get(name)  # Keras itself does not know the name
+    model = build_transformer_model(config_path=tmp_path / "config.json")
+    feed_forward = model.get_layer("Transformer-0-FeedForward")
+    assert feed_forward.activation == [function]
+    assert FeedForward.from_config(feed_forward.get_config()).activation == [function]
