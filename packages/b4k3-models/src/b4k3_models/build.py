@@ -173,7 +173,8 @@ def warn_and_drop_foreign(kwargs, accepted):
 
 def _family_arguments(family, configs, kwargs, version):
     """The constructor arguments: the config's keys the family takes (with bert4keras' aliases),
-    overridden by `kwargs`; an unknown keyword or a missing size is an error that names it."""
+    overridden by `kwargs`; a keyword no b4k3 model takes warns (and is left out), one this family
+    does not take or a missing size is an error that names it."""
     accepted = accepted_arguments(family)
     warn_and_drop_foreign(kwargs, set(accepted))
     unknown = sorted(set(kwargs) - set(accepted))
