@@ -1,7 +1,8 @@
 """Loading a checkpoint is strict: one that does not fit the config raises a single
 `CheckpointMismatchError` naming every key, variable and shape that does not fit, and bad
-arguments or paths fail with errors that name them. Also: sharded safetensors, `{name: array}`
-dicts and TF checkpoints in Google's names, `keep_tokens` and `compound_tokens`.
+arguments or paths fail with errors that name them (an argument no model takes, with a
+warning). Also: sharded safetensors, `{name: array}` dicts and TF checkpoints in Google's names,
+`keep_tokens` and `compound_tokens`.
 
 References: the arrays of the checkpoint itself (read with safetensors' NumPy API) and the model
 loaded from the unsharded Hugging Face directory; equal within 1e-6."""
@@ -322,9 +323,11 @@ def test_directory_without_safetensors_says_what_it_holds(bert_pretraining, tmp_
     assert str(tmp_path) in str(caught.value)
 
 
-def test_misspelled_argument_is_a_type_error_naming_it():
-    with pytest.raises(TypeError, match="with_poool"):
-        build_transformer_model(**TINY_SIZES, with_poool=True)
+def test_misspelled_argument_warns_naming_it_and_the_argument_meant():
+    """bert4keras3 ignored arguments no model takes; b4k3 leaves them out too, but says so."""
+    with pytest.warns(UserWarning, match=r"ignores with_poool=True.*did you mean 'with_pool'"):
+        model = build_transformer_model(**TINY_SIZES, with_poool=True)
+    assert "Pooler-Dense" not in [layer.name for layer in model.layers]
 
 
 def test_version_is_refused_for_bert():

@@ -2,7 +2,7 @@
 name what is wrong: head counts that do not divide, a checkpoint whose projections do not fit
 the heads, two spellings of one setting that disagree, Hugging Face features b4k3 does not
 implement (yarn or dynamic rope scaling, Qwen2's sliding window, Gemma2 layer patterns other than
-sliding on the even layers), interleaved rotary positions, checkpoints in TF names, an untied
+sliding on the even layers), checkpoints in TF names, an untied
 output matrix a tied model would drop, and UniLM on a decoder. Either spelling of a setting
 (bert4keras3's or the plain one) is accepted and overrides the config and the family's default;
 `application='lm'` on a decoder, already causal, changes nothing.
@@ -169,12 +169,6 @@ def test_gemma2_sliding_on_odd_layers_is_refused(tmp_path):
     config = hf_config("gemma2", layer_types=["full_attention", "sliding_attention"])
     with pytest.raises(ValueError, match="layer_types"):
         build_transformer_model(config_path=write_config(tmp_path, config), with_lm="linear")
-
-
-def test_interleaved_rotary_positions_are_refused(llama_gqa):
-    directory, _ = llama_gqa
-    with pytest.raises(ValueError, match="rope_mode='su'"):
-        build_transformer_model(checkpoint_path=directory, with_lm="linear", rope_mode="su")
 
 
 def test_llama_checkpoint_as_a_dict_is_refused(llama_gqa):

@@ -70,15 +70,16 @@ def test_pieces_and_ids_match_sentencepiece(sp_model):
 
 def test_t5_style_appends_the_end_token(sp_model):
     path, reference = sp_model
-    tokenizer = SpTokenizer(path)  # T5 defaults: no start token, "</s>" at the end
+    tokenizer = SpTokenizer(path, token_start=None, token_end="</s>")
     end_id = reference.piece_to_id("</s>")
     for text in TEXTS:
         assert tokenizer.encode(text)[0] == [*reference.encode(text), end_id], text
 
 
-def test_spiece_model_with_t5s_layout_round_trips_with_the_defaults(tmp_path):
-    """A model laid out as T5's spiece.model (pad 0, `</s>` 1, unk 2, no bos): the defaults end every
-    text with id 1 and nothing else, and decoding gives sentencepiece's text back."""
+def test_spiece_model_with_t5s_layout_round_trips_with_t5s_settings(tmp_path):
+    """A model laid out as T5's spiece.model (pad 0, `</s>` 1, unk 2, no bos): T5's settings end every
+    text with id 1 and nothing else, and decoding gives sentencepiece's text back; bert4keras3's
+    defaults are refused, naming the settings to pass."""
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n".join(generated_lines(2000)), encoding="utf-8")
     sentencepiece.SentencePieceTrainer.train(
@@ -93,12 +94,44 @@ def test_spiece_model_with_t5s_layout_round_trips_with_the_defaults(tmp_path):
         minloglevel=2,
     )
     reference = sentencepiece.SentencePieceProcessor(model_file=str(tmp_path / "spiece.model"))
-    tokenizer = SpTokenizer(str(tmp_path / "spiece.model"))
+    with pytest.raises(ValueError, match=r"no start piece '\[CLS\]'.*token_start=None, token_end='</s>'"):
+        SpTokenizer(str(tmp_path / "spiece.model"))
+    tokenizer = SpTokenizer(str(tmp_path / "spiece.model"), token_start=None, token_end="</s>")
     assert (tokenizer._token_pad_id, tokenizer._token_end_id) == (0, 1)
     for text in TEXTS:
         token_ids, _ = tokenizer.encode(text)
         assert token_ids == [*reference.encode(text), 1], text
         assert tokenizer.decode(token_ids[:-1]) == reference.decode(reference.encode(text)), text
+
+
+def test_defaults_are_bert4keras3s_cls_and_sep(tmp_path):
+    """A DeBERTa-v3-like model, with `[CLS]` / `[SEP]` among its pieces: `SpTokenizer(path)` wraps every
+    text in their sentencepiece ids, as bert4keras3's did."""
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(generated_lines(2000)), encoding="utf-8")
+    sentencepiece.SentencePieceTrainer.train(
+        input=str(corpus),
+        model_prefix=str(tmp_path / "spm"),
+        vocab_size=200,
+        character_coverage=1.0,
+        pad_id=0,
+        unk_id=3,
+        bos_id=-1,
+        eos_id=-1,
+        control_symbols=["[CLS]", "[SEP]", "[MASK]"],
+        minloglevel=2,
+    )
+    reference = sentencepiece.SentencePieceProcessor(model_file=str(tmp_path / "spm.model"))
+    cls_id, sep_id = reference.piece_to_id("[CLS]"), reference.piece_to_id("[SEP]")
+    assert reference.unk_id() not in (cls_id, sep_id)
+    tokenizer = SpTokenizer(str(tmp_path / "spm.model"))
+    assert (tokenizer._token_start_id, tokenizer._token_end_id) == (cls_id, sep_id)
+    for text in TEXTS:
+        assert tokenizer.encode(text)[0] == [cls_id, *reference.encode(text), sep_id], text
+    token_ids, segment_ids = tokenizer.encode(TEXTS[0], TEXTS[1])
+    first, second = reference.encode(TEXTS[0]), reference.encode(TEXTS[1])
+    assert token_ids == [cls_id, *first, sep_id, *second, sep_id]
+    assert segment_ids == [0] * (len(first) + 2) + [1] * (len(second) + 1)
 
 
 def test_gemma_style_wraps_in_bos_and_eos(sp_model):
@@ -125,7 +158,7 @@ def test_decode_matches_sentencepiece_for_any_integer_ids(sp_model):
 
 
 def test_decode_refuses_ids_that_are_not_integers(sp_model):
-    tokenizer = SpTokenizer(sp_model[0])
+    tokenizer = SpTokenizer(sp_model[0], token_start=None, token_end=None)
     with pytest.raises(TypeError, match="integers"):
         tokenizer.decode([1.5, 2.0])
 
@@ -148,6 +181,15 @@ def test_missing_model_file_names_the_path(tmp_path):
 def test_unknown_end_piece_is_refused(sp_model):
     with pytest.raises(ValueError, match="'\\[SEP\\]'"):
         SpTokenizer(sp_model[0], token_start=None, token_end="[SEP]")
+
+
+def test_model_without_the_default_pieces_names_t5s_and_gemmas_settings(sp_model):
+    with pytest.raises(ValueError, match="T5") as error:
+        SpTokenizer(sp_model[0])
+    message = str(error.value)
+    assert "no start piece '[CLS]'" in message
+    assert "token_start=None, token_end='</s>'" in message
+    assert "token_start='<bos>', token_end='<eos>'" in message
 
 
 def test_without_sentencepiece_the_error_says_how_to_install(monkeypatch, sp_model):

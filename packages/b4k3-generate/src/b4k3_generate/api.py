@@ -13,6 +13,7 @@ from b4k3_generate.arguments import check_length, check_prompts, check_token_ids
 from b4k3_generate.loop import DecodeLoop, DecodeSettings, cache_lengths, check_jit_compile, compiled
 from b4k3_generate.processors import check_processing
 from b4k3_generate.samplers import check_sampling
+from b4k3_ops.checks import check_bool
 
 # The processing settings of a model without `generation_config`: none (DecodeSettings' defaults).
 NO_PROCESSING = {
@@ -273,6 +274,7 @@ def build_cache_model(
     progress_print=False,
     index_bias=0,
     jit_compile="auto",
+    initial=True,
 ):
     """bert4keras3's generator: `build_cache_model(...).predict(tokens)` (see `CacheModel`).
 
@@ -289,9 +291,13 @@ def build_cache_model(
             tensorflow (`tf.function` with XLA) and runs torch eagerly; True also compiles torch's step
             with `torch.compile` (several times faster per token, slow to compile); False runs
             eagerly everywhere (for debugging).
+        initial: bert4keras3 ran the new cache model once on dummy inputs to build its layers;
+            b4k3's cache model has no layers of its own (it drives the model's) and compiles its
+            loop at the first `predict`, so True and False behave the same.
     """
     settings = decode_settings(transformer, end_token, search_mode, k)
     check_jit_compile(jit_compile)
+    check_bool("build_cache_model", initial=initial)  # bert4keras3's; nothing left for it to do
     return CacheModel(transformer, input_lengths, settings, index_bias, progress_print, jit_compile)
 
 

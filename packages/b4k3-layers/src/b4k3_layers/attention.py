@@ -66,6 +66,9 @@ class MultiHeadAttention(KeepsTrainability, keras.layers.Layer):
             taken when set.
         rope_scaling: Hugging Face's rope scaling dict for the `'keras'` rotary embedding
             (rope_type 'linear' or 'llama3'; see `RotaryEmbedding`).
+        flatten_o_dense: bert4keras3's choice between two ways of merging the heads before the
+            output projection (`flatten` or `reshape`), which give the same result; kept in the
+            config, with no effect.
 
     Call, keyword form: `layer(query, key=None, value=None, key_mask=None, attention_bias=None,
     p_bias=None, position_bias=None, cache=None, cache_index=None)`. `attention_bias` is a bool
@@ -107,6 +110,7 @@ class MultiHeadAttention(KeepsTrainability, keras.layers.Layer):
         GQA_mode="llama",
         logit_soft_cap=None,
         rope_scaling=None,
+        flatten_o_dense=True,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -146,6 +150,7 @@ class MultiHeadAttention(KeepsTrainability, keras.layers.Layer):
         self.GQA_mode = GQA_mode
         self.logit_soft_cap = None if logit_soft_cap is None else float(logit_soft_cap)
         self.rope_scaling = None if rope_scaling is None else dict(rope_scaling)
+        self.flatten_o_dense = bool(flatten_o_dense)
         self.supports_masking = True
         self.dropout = keras.layers.Dropout(attention_dropout) if attention_dropout else None
         # 'su' rotates by the caller's sinusoidal table when one is given (bert4keras3's form), else
@@ -442,6 +447,7 @@ class MultiHeadAttention(KeepsTrainability, keras.layers.Layer):
                 "GQA_mode": self.GQA_mode,
                 "logit_soft_cap": self.logit_soft_cap,
                 "rope_scaling": None if self.rope_scaling is None else dict(self.rope_scaling),
+                "flatten_o_dense": self.flatten_o_dense,
             }
         )
         return config

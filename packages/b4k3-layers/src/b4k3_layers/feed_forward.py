@@ -8,7 +8,7 @@ import keras
 from b4k3_layers.sublayers import dense_sublayer
 from b4k3_layers.trainability import KeepsTrainability
 from b4k3_ops import ops
-from b4k3_ops.activations import gelu_tanh
+from b4k3_ops.activations import gelu_tanh, get_activation
 
 
 @keras.saving.register_keras_serializable(package="b4k3")
@@ -42,7 +42,7 @@ class FeedForward(KeepsTrainability, keras.layers.Layer):
         if not activation:
             raise ValueError(f"{type(self).__name__}: `activation` is an empty list; give at least one activation.")
         self.units = units
-        self.activation = [keras.activations.get(each) for each in activation]
+        self.activation = [get_activation(each) for each in activation]
         self.use_bias = use_bias
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.supports_masking = True

@@ -10,6 +10,7 @@ from b4k3_layers.rotary import RotaryEmbedding
 from b4k3_layers.sublayers import dense_sublayer
 from b4k3_layers.trainability import KeepsTrainability
 from b4k3_ops import ops
+from b4k3_ops.activations import get_activation
 from b4k3_ops.attention_scores import check_normalization
 from b4k3_ops.backend import apply_rotary_position_embeddings, attention_normalize
 
@@ -62,7 +63,7 @@ class GatedAttentionUnit(KeepsTrainability, keras.layers.Layer):
         check_normalization(normalization)
         self.units = units
         self.key_size = key_size
-        self.activation = keras.activations.get(activation)
+        self.activation = get_activation(activation)
         self.use_bias = use_bias
         self.normalization = normalization
         self.self_attention = self_attention

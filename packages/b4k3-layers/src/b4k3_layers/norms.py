@@ -8,6 +8,7 @@ import keras
 from b4k3_layers.sublayers import dense_sublayer
 from b4k3_layers.trainability import KeepsTrainability
 from b4k3_ops import ops
+from b4k3_ops.activations import get_activation
 from b4k3_ops.backend import align
 
 
@@ -61,7 +62,7 @@ class ScaleOffset(KeepsTrainability, keras.layers.Layer):
         self.offset = offset
         self.conditional = conditional
         self.hidden_units = hidden_units
-        self.hidden_activation = keras.activations.get(hidden_activation)
+        self.hidden_activation = get_activation(hidden_activation)
         self.hidden_initializer = keras.initializers.get(hidden_initializer)
 
     def _uses(self, value):

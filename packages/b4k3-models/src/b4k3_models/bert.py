@@ -73,6 +73,7 @@ class BERT(CachedDecoding, Transformer):
             "pad_token_id",
             "layer_norm_cond",
             "additional_input_layers",
+            "attention_caches",
         }
     )
     embedding_steps = ("token", "segment", "position", "norm", "dropout", "mapping")

@@ -1,7 +1,9 @@
 """`build_transformer_model`: one call from a config and a checkpoint to a loaded Keras model."""
 
+import difflib
 import inspect
 import pathlib
+import warnings
 
 from b4k3_layers import enable_lora
 from b4k3_models.config_checks import check_checkpoint_path, read_config_file, with_model_type
@@ -9,11 +11,13 @@ from b4k3_models.gguf_checkpoint import GGUFCheckpoint, is_gguf_file
 from b4k3_models.hf_configs import is_hf_config
 from b4k3_models.keras_weights import load_keras_weights
 from b4k3_models.language_models import LM_Mask, extend_with_language_model, extend_with_unified_language_model
-from b4k3_models.registry import lookup_model, model_version, translate_hf_config
+from b4k3_models.registry import MODELS, lookup_model, model_version, translate_hf_config
 from b4k3_models.t5 import T5_Base
+from b4k3_ops.checks import check_bool
 from b4k3_ops.switches import lora_enabled
 
 BUILD_PARAMETERS = (
+    "attention_caches",
     "layer_norm_cond",
     "layer_norm_cond_hidden_size",
     "layer_norm_cond_hidden_act",
@@ -46,6 +50,7 @@ def build_transformer_model(
     return_keras_model=True,
     keras_weights_path=None,
     version=None,
+    initial=True,
     **kwargs,
 ):
     """Builds a model family from a config and loads its weights (`bert4keras3.models.build_transformer_model`).
@@ -63,7 +68,13 @@ def build_transformer_model(
         return_keras_model: return the `keras.Model` (default) or the `Transformer` object.
         keras_weights_path: a Keras `.weights.h5` file saved from the same model.
         version: the T5 version ('t5.1.0', 't5.1.1', 'mt5.1.1'); only for families that have one.
+        initial: bert4keras3's switch for running the model once on dummy inputs so that every
+            layer has its weights before `keras_weights_path` is read. b4k3 builds every layer
+            when it constructs the model, so True and False give the same model, and the weights
+            file is always read.
         **kwargs: arguments of the family class (they override the config) and of `build()`.
+            One that no b4k3 model takes (bert4keras3 ignored those) is left out with a warning
+            naming it; one that another family takes but this one cannot honour is an error.
 
     A checkpoint or weights file that does not fit raises `CheckpointMismatchError` listing every
     offending key and shape, unless `ignore_invalid_weights=True`. With `ENABLE_LORA=1`, LoRA
@@ -71,6 +82,7 @@ def build_transformer_model(
     they and the norms train.
     """
     check_checkpoint_path(checkpoint_path, config_path)
+    check_bool("build_transformer_model", initial=initial)  # bert4keras3's; nothing left for it to do
     if config_path is None and _is_directory(checkpoint_path):
         config_path = pathlib.Path(checkpoint_path) / "config.json"
     configs = with_model_type(read_config_file(config_path), config_path) if config_path is not None else {}
@@ -131,10 +143,40 @@ def accepted_arguments(family):
     return arguments
 
 
+def library_arguments():
+    """The names of every argument some b4k3 model or `build_transformer_model` takes (families of
+    packages that are not installed aside)."""
+    names = set(BUILD_PARAMETERS) | set(inspect.signature(build_transformer_model).parameters)
+    for model in MODELS:
+        try:
+            names |= set(accepted_arguments(lookup_model(model)))
+        except ImportError:
+            continue
+    return names
+
+
+def warn_and_drop_foreign(kwargs, accepted):
+    """Removes from `kwargs`, with a warning naming them, the arguments no b4k3 model takes
+    (bert4keras3 ignored them silently, so its users' code passes some, e.g. `keras_weights=`)."""
+    unknown = set(kwargs) - accepted
+    if not unknown:
+        return
+    known = library_arguments()
+    for name in sorted(unknown - known):
+        value = kwargs.pop(name)
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        warnings.warn(
+            f"build_transformer_model ignores {name}={value!r}: no b4k3 model takes {name!r}{hint}", stacklevel=4
+        )
+
+
 def _family_arguments(family, configs, kwargs, version):
     """The constructor arguments: the config's keys the family takes (with bert4keras' aliases),
-    overridden by `kwargs`; an unknown keyword or a missing size is an error that names it."""
+    overridden by `kwargs`; a keyword no b4k3 model takes warns (and is left out), one this family
+    does not take or a missing size is an error that names it."""
     accepted = accepted_arguments(family)
+    warn_and_drop_foreign(kwargs, set(accepted))
     unknown = sorted(set(kwargs) - set(accepted))
     if unknown:
         raise TypeError(

@@ -105,6 +105,8 @@ class CachedDecoding:
             raise TypeError(f"{owner}: residual_attention_scores (RealFormer) is not supported when decoding")
         if self.layer_norm_conds[0] is not None:
             raise TypeError(f"{owner}: a conditional layer norm (layer_norm_cond) is not supported when decoding")
+        if self.attention_caches:
+            raise TypeError(f"{owner}: attention_caches (keys led by given sequences) is not supported when decoding")
 
     def build_cache(self, batch_size, max_length, dtype=None, source_lengths=None):
         """The empty KV cache: one `(batch, 2, max_length, kv_heads, head_size)` tensor per layer,

@@ -39,7 +39,8 @@ class GPT(LM_Mask, BERT):
             the LM head is the only one.
     """
 
-    honoured_options = BERT.honoured_options - {"segment_attention"}  # UniLM's, which GPT is not
+    # UniLM's segment attention, which GPT is not; cached keys, which its causal mask does not cover
+    honoured_options = BERT.honoured_options - {"segment_attention", "attention_caches"}
     embedding_steps = ("token", "segment", "position", "dropout", "mapping")
     optional_layers = ()
     # Hugging Face's names of the token and position tables.

@@ -3,10 +3,16 @@
 Keras lays a `.weights.h5` file out by the model's structure (`layers/<layer>/vars/<i>`), not by
 layer names, and its loader stops at the first problem. Before loading, every variable the model
 would read is compared with the file, so one error lists everything that does not fit.
+
+Files bert4keras3 wrote for Gemma and Gemma2 hold the same weights under other paths: its attention
+kept the EinsumDense projections as `query_dense`, `key_dense`, `value_dense`, `output_dense` (b4k3:
+`q_dense`...), and Gemma2's attention was a class of its own, `Gemma2Attention`. Such paths are
+read as b4k3's (`b4k3_path`) when the model has no variable under the file's own path.
 """
 
 import logging
 import pathlib
+import re
 
 import h5py
 
@@ -16,6 +22,27 @@ LOGGER = logging.getLogger(__name__)
 # Groups of a `.weights.h5` file that hold training state, not model weights: `save_weights` of a
 # compiled, trained model writes the optimizer's variables there.
 TRAINING_STATE = ("optimizer/",)
+# bert4keras3's attention paths -> b4k3's: Gemma2's own attention class, then the projections.
+BERT4KERAS3_ATTENTION = re.compile(r"(^|/)gemma2_attention(_\d+)?/")
+BERT4KERAS3_PROJECTION = re.compile(r"(^|/)(multi_head_attention(?:_\d+)?)/(query|key|value|output)_dense/")
+
+
+def b4k3_path(entry):
+    """The path b4k3's model has for a `.weights.h5` entry written by bert4keras3: `query_dense` is
+    `q_dense` ... `output_dense` `o_dense`, in `multi_head_attention` where it says `gemma2_attention`."""
+    entry = BERT4KERAS3_ATTENTION.sub(r"\1multi_head_attention\2/", entry)
+    return BERT4KERAS3_PROJECTION.sub(lambda match: f"{match[1]}{match[2]}/{match[3][0]}_dense/", entry)
+
+
+def sources_in_file(expected, stored):
+    """`{model path: file path}` for the model paths the file holds, as they are or under
+    bert4keras3's names (`b4k3_path`)."""
+    sources = {entry: entry for entry in stored if entry in expected}
+    for entry in stored:
+        translated = b4k3_path(entry)
+        if entry not in expected and translated in expected and translated not in sources:
+            sources[translated] = entry
+    return sources
 
 
 def expected_entries(model):
@@ -74,26 +101,30 @@ def load_keras_weights(model, path, ignore_invalid_weights=False):
     if not path.name.endswith(".weights.h5"):
         raise ValueError(f"keras_weights_path must be a Keras '.weights.h5' file, got {path.name!r}")
     expected, stored = expected_entries(model), stored_entries(path)
+    sources = sources_in_file(expected, stored)
     report = LoadReport()
     for entry, variable in expected.items():
-        if entry not in stored:
+        if entry not in sources:
             report.missing.append(f"{variable.path} {tuple(variable.shape)} ({entry}): not in the file")
-        elif tuple(stored[entry]) != tuple(variable.shape):
+        elif tuple(stored[sources[entry]]) != tuple(variable.shape):
             report.mismatched.append(
-                f"{variable.path}: the model has {tuple(variable.shape)}, the file's {entry} {tuple(stored[entry])}"
+                f"{variable.path}: the model has {tuple(variable.shape)}, the file's {sources[entry]} "
+                f"{tuple(stored[sources[entry]])}"
             )
-    report.unused = [f"{entry} {shape}" for entry, shape in stored.items() if entry not in expected]
+    used = set(sources.values())
+    report.unused = [f"{entry} {shape}" for entry, shape in stored.items() if entry not in used]
     report.raise_or_warn(
         str(path), model.name, ignore_invalid_weights, "Build the model with the config the weights were saved from"
     )
-    if report.ok:
+    if report.ok and all(entry == source for entry, source in sources.items()):
         model.load_weights(str(path))
     else:
-        # Keras' skip_mismatch skips a whole layer when one of its variables does not fit: set
-        # every variable that fits one by one instead.
+        # Keras' skip_mismatch skips a whole layer when one of its variables does not fit, and its
+        # loader knows no other names: set every variable that fits one by one instead.
         with h5py.File(path, "r") as file:
             for entry, variable in expected.items():
-                if entry in stored and tuple(stored[entry]) == tuple(variable.shape):
-                    variable.assign(file[entry][()])
+                source = sources.get(entry)
+                if source is not None and tuple(stored[source]) == tuple(variable.shape):
+                    variable.assign(file[source][()])
     report.loaded = len(expected) - len(report.missing) - len(report.mismatched)
     return report

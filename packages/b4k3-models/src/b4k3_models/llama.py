@@ -20,6 +20,7 @@ from b4k3_layers import (
     LlamaLayerNorm,
     RMSNormalization,
 )
+from b4k3_layers.attention import ROPE_MODES
 from b4k3_models.checkpoint_names import HF_NAMES, hf_base_prefix, tied_output_keys
 from b4k3_models.decoding import CachedDecoding
 from b4k3_models.hf_configs import hf_activation, hf_rope, reject_unsupported
@@ -58,7 +59,10 @@ class Gemma(LM_Mask, CachedDecoding, Transformer):
         input_scale: multiply the token embeddings by sqrt(hidden_size).
         share_emebding (bert4keras3's spelling) / share_embedding: tie the LM head to the embeddings
             (default: Gemma yes, Llama no).
-        rope_mode: 'keras' (half-split rotary, what Hugging Face checkpoints need).
+        rope_mode: 'keras' (half-split rotary, what Hugging Face and bert4keras3 checkpoints need)
+            or 'su' (interleaved pairs, RoFormer's; for weights trained that way). bert4keras3's
+            Gemma took the argument and always rotated the 'keras' way.
+        flatten_o_dense: bert4keras3's, passed to the attention (no effect: see `MultiHeadAttention`).
         rms_norm_eps: epsilon of every RMS norm (from the config; the predecessor fixed it at 1e-6).
         **kwargs: the arguments of `Transformer`.
     """
@@ -90,6 +94,7 @@ class Gemma(LM_Mask, CachedDecoding, Transformer):
         share_embedding=None,
         rope_scaling=None,
         rms_norm_eps=1e-6,
+        flatten_o_dense=False,
         num_attention_heads=None,
         query_head=None,
         num_key_value_heads=None,
@@ -117,11 +122,8 @@ class Gemma(LM_Mask, CachedDecoding, Transformer):
                     "give attention_head_size (HF head_dim)"
                 )
             attention_head_size = hidden_size // query_heads
-        if rope_mode != "keras":
-            raise ValueError(
-                f"{owner}: rope_mode={rope_mode!r} is not supported; b4k3's decoders use 'keras' (half-split rotary, "
-                "as Hugging Face checkpoints)"
-            )
+        if rope_mode not in ROPE_MODES:
+            raise ValueError(f"{owner}: rope_mode must be one of {ROPE_MODES}, got {rope_mode!r}")
         super().__init__(
             num_attention_heads=key_value_heads,
             query_head=query_heads,
@@ -140,6 +142,7 @@ class Gemma(LM_Mask, CachedDecoding, Transformer):
         self.share_emebding = self.shares_embedding_by_default if share is None else bool(share)
         self.rope_mode = rope_mode
         self.rms_norm_eps = rms_norm_eps
+        self.flatten_o_dense = flatten_o_dense
 
     @classmethod
     def from_hf_config(cls, hf_config):
@@ -195,6 +198,7 @@ class Gemma(LM_Mask, CachedDecoding, Transformer):
             "scaling_factor": self.scaling_factor,
             "rope_scaling": self.rope_scaling,
             "GQA_mode": self.GQA_mode,
+            "flatten_o_dense": self.flatten_o_dense,
         }
 
     def feed_forward_layer(self, index):

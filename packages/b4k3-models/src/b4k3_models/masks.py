@@ -1,7 +1,7 @@
-"""The masks of a model: padding, causal (language model, sliding window) and UniLM masks computed
-from its inputs, the sum of attention logits that residual attention (RealFormer) passes from
-layer to layer, the sum that keeps Keras' padding mask flowing to the outputs, and the soft cap
-that bounds logits."""
+"""The masks of a model: padding (and its extension over cached keys), causal (language model,
+sliding window) and UniLM masks computed from its inputs, the sum of attention logits that
+residual attention (RealFormer) passes from layer to layer, the sum that keeps Keras' padding mask
+flowing to the outputs, and the soft cap that bounds logits."""
 
 import keras
 
@@ -30,6 +30,22 @@ class PaddingMask(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "pad_token_id": self.pad_token_id}
+
+
+@keras.saving.register_keras_serializable(package="b4k3")
+class CachedKeyMask(keras.layers.Layer):
+    """`[cached sequence (batch, n, dim), key mask (batch, len)]` -> `(batch, n + len)` bool: the key
+    mask of an attention whose keys start with the cached sequence (`build(attention_caches=...)`),
+    every cached position real."""
+
+    def call(self, inputs):
+        cached, key_mask = inputs
+        return ops.concatenate([ops.ones_like(cached[..., 0], dtype="bool"), ops.cast(key_mask, "bool")], axis=1)
+
+    def compute_output_spec(self, inputs):
+        cached, key_mask = inputs
+        steps = None if None in (cached.shape[1], key_mask.shape[1]) else cached.shape[1] + key_mask.shape[1]
+        return keras.KerasTensor((key_mask.shape[0], steps), dtype="bool")
 
 
 @keras.saving.register_keras_serializable(package="b4k3")

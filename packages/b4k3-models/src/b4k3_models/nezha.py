@@ -25,7 +25,7 @@ class NEZHA(BERT):
     positions and the cached ones.
     """
 
-    honoured_options = BERT.honoured_options - {"attention_key_size"}
+    honoured_options = BERT.honoured_options - {"attention_key_size", "attention_caches"}  # relative positions
     embedding_steps = ("token", "segment", "norm", "dropout", "mapping")
     position_bias_kind = "typical_relative"
     hf_base_prefixes = ("nezha.",)

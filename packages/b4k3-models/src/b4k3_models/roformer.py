@@ -32,6 +32,7 @@ class RoFormer(BERT):
             `custom_position_ids`), which rotary positions have no use for.
     """
 
+    honoured_options = BERT.honoured_options - {"attention_caches"}  # cached keys would have no rotary positions
     embedding_steps = ("token", "segment", "norm", "dropout", "mapping")
     position_bias_kind = "rotary"
     hf_base_prefixes = ("roformer.",)

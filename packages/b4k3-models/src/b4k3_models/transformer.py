@@ -30,10 +30,10 @@ import typing
 import keras
 import numpy as np
 
-from b4k3_layers import Embedding, LayerNormalization, MultiHeadAttention
+from b4k3_layers import Concatenate1D, Embedding, LayerNormalization, MultiHeadAttention
 from b4k3_models.checkpoints import open_checkpoint
 from b4k3_models.keras_model import TransformerModel
-from b4k3_models.masks import PaddingMask, ResidualAttentionBias
+from b4k3_models.masks import CachedKeyMask, PaddingMask, ResidualAttentionBias
 from b4k3_models.weight_maps import Weight, layer_variables, load_mapped_weights
 from b4k3_ops.checks import check_positive_int
 
@@ -208,6 +208,7 @@ class Transformer:
         self.attention_scores = None
         self.padding_mask = None
         self.layer_norm_conds = [None, None, "linear"]
+        self.attention_caches = {}
         self.built = False
 
     def refuse_unhonoured(self, **given):
@@ -227,6 +228,7 @@ class Transformer:
 
     def build(
         self,
+        attention_caches=None,
         layer_norm_cond=None,
         layer_norm_cond_hidden_size=None,
         layer_norm_cond_hidden_act=None,
@@ -234,6 +236,10 @@ class Transformer:
     ):
         """Creates the Keras model `self.model` (once).
 
+        `attention_caches` (bert4keras') maps attention layer names to `[key sequence, value
+        sequence]`, tensors `(batch, n, hidden_size)` (usually `additional_input_layers`) that the
+        layer's keys and values start with: its queries also attend to those `n` positions, all
+        real. Only for attention without a mask or position bias of its own (an encoder).
         `layer_norm_cond` (a tensor of shape `(batch, dim)`) makes every layer normalization
         conditional on it, through a Dense of `layer_norm_cond_hidden_size` units first when
         given; `additional_input_layers` are extra model inputs (e.g. the condition's input).
@@ -241,11 +247,13 @@ class Transformer:
         if self.built:
             return
         self.refuse_unhonoured(
+            attention_caches=bool(attention_caches),
             layer_norm_cond=layer_norm_cond is not None,
             additional_input_layers=additional_input_layers is not None,
         )
         if layer_norm_cond is None and (layer_norm_cond_hidden_size or layer_norm_cond_hidden_act):
             raise ValueError("layer_norm_cond_hidden_size and layer_norm_cond_hidden_act need layer_norm_cond")
+        self.attention_caches = self.checked_attention_caches(attention_caches)
         inputs = self.get_inputs()
         self.set_inputs(inputs, additional_input_layers)
         self.layer_norm_conds = [layer_norm_cond, layer_norm_cond_hidden_size, layer_norm_cond_hidden_act or "linear"]
@@ -253,6 +261,40 @@ class Transformer:
         self.set_outputs(outputs)
         self.model = TransformerModel(self.input, self.output, name=self.name)
         self.built = True
+
+    def checked_attention_caches(self, attention_caches):
+        """`{prefixed attention layer name: (keys, values)}`; a name that is no attention layer of this
+        model, or an entry that is not a pair, is an error naming it."""
+        caches = dict(attention_caches or {})
+        names = {self.prefixed(self.sublayer_name(index, ATTENTION)) for index in range(self.num_hidden_layers)}
+        unknown = sorted(set(caches) - names)
+        if unknown:
+            raise ValueError(f"attention_caches names {unknown}, not attention layers of this model: {sorted(names)}")
+        for name, pair in caches.items():
+            if not isinstance(pair, (list, tuple)) or len(pair) != 2:
+                raise ValueError(f"attention_caches[{name!r}] must be [keys, values] (two tensors), got {pair!r}")
+        return {name: tuple(pair) for name, pair in caches.items()}
+
+    def with_attention_cache(self, name, query, arguments):
+        """The call arguments of attention `name` with its keys and values led by its
+        `attention_caches` sequences (bert4keras' `Concatenate1D` named `<name>-Cached-Key` /
+        `-Cached-Value`), the key mask extended over them."""
+        own = sorted(set(arguments) & {"attention_bias", "p_bias"})
+        if own:
+            raise ValueError(
+                f"attention_caches[{name!r}]: {type(self).__name__}'s attention takes its own {own} (a mask or "
+                "positions), which would not cover the cached positions; attention_caches is for unmasked encoders"
+            )
+        cached_keys, cached_values = self.attention_caches[name]
+        key = arguments.get("key", query)
+        arguments["key"] = self.apply([cached_keys, key], Concatenate1D, name=f"{name}-Cached-Key")
+        value = arguments.get("value", key)
+        arguments["value"] = self.apply([cached_values, value], Concatenate1D, name=f"{name}-Cached-Value")
+        if arguments.get("key_mask") is not None:
+            arguments["key_mask"] = self.apply(
+                [cached_keys, arguments["key_mask"]], CachedKeyMask, name=f"{name}-Cached-Key-Mask"
+            )
+        return arguments
 
     def call(self, inputs):
         outputs = self.apply_embeddings(inputs)
@@ -285,6 +327,8 @@ class Transformer:
             self.layers[name] = layer(**kwargs)
         if inputs is None:
             return self.layers[name]
+        if name in self.attention_caches and arguments.get("cache") is None:
+            arguments = self.with_attention_cache(name, inputs, arguments)
         if residual and self.attention_scores is not None:
             bias = arguments.get("attention_bias")
             arguments["attention_bias"] = self.apply(
@@ -509,6 +553,7 @@ class Transformer:
         progress_print=False,
         index_bias=0,
         jit_compile="auto",
+        initial=True,
     ):
         """bert4keras3's KV-cache generator; see `b4k3_generate.build_cache_model` (b4k3-generate)."""
         try:
@@ -518,7 +563,7 @@ class Transformer:
                 "build_cache_model needs b4k3-generate: pip install ./packages/b4k3-generate from a b4k3 checkout"
             ) from error
         return build_cache_model(
-            self, input_lengths, end_token, search_mode, k, progress_print, index_bias, jit_compile
+            self, input_lengths, end_token, search_mode, k, progress_print, index_bias, jit_compile, initial
         )
 
     # Layers a checkpoint may hold that the model builds only when asked (heads): their keys are

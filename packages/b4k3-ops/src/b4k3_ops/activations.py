@@ -30,6 +30,17 @@ def leaky_relu(x, alpha=0.2):
 
 
 GELU_VERSIONS = {"erf": gelu_erf, "tanh": gelu_tanh}
+# bert4keras3's activation names that Keras lacks ('swish' and 'leaky_relu' are Keras' own).
+BERT4KERAS3_ACTIVATIONS = {"gelu_tanh": gelu_tanh, "gelu_erf": gelu_erf}
+
+
+def get_activation(identifier):
+    """`keras.activations.get` that also knows bert4keras3's names ('gelu_tanh', 'gelu_erf'), so
+    b4k3's layers take them in code and configs (a bert4keras3 `config.json`'s `hidden_act`)
+    without registering them with Keras."""
+    if isinstance(identifier, str) and identifier in BERT4KERAS3_ACTIVATIONS:
+        return BERT4KERAS3_ACTIVATIONS[identifier]
+    return keras.activations.get(identifier)
 
 
 def set_gelu(version):

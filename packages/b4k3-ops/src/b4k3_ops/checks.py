@@ -8,3 +8,10 @@ def check_positive_int(owner, **values):
     for name, value in values.items():
         if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
             raise ValueError(f"{owner}: `{name}` must be a positive integer, got {value!r}")
+
+
+def check_bool(owner, **values):
+    """Raises a TypeError naming the first of `values` that is not True or False."""
+    for name, value in values.items():
+        if not isinstance(value, bool):
+            raise TypeError(f"{owner}: `{name}` must be True or False, got {value!r}")

@@ -4,6 +4,11 @@ import os
 
 from b4k3_tokenize.base import TokenizerBase, as_id_list
 
+# What the models that lack bert4keras3's default pieces pass instead, for the error that says so.
+OTHER_MODELS_SETTINGS = (
+    "token_start=None, token_end='</s>' for T5 / mT5, token_start='<bos>', token_end='<eos>' for Gemma"
+)
+
 
 def _import_sentencepiece():
     try:
@@ -16,12 +21,14 @@ def _import_sentencepiece():
 class SpTokenizer(TokenizerBase):
     """A SentencePiece model (T5, mT5, Gemma, Llama-2 ...) behind the bert4keras tokenizer API.
 
-    Pieces and ids are SentencePiece's own; the start and end tokens are added around them.
+    Pieces and ids are SentencePiece's own; the start and end tokens are added around them. Their
+    defaults are bert4keras3's, `'[CLS]'` / `'[SEP]'` (a DeBERTa-v3 `spm.model` has them); a model
+    without those pieces is refused with the settings T5 and Gemma users pass instead.
 
     Args:
         sp_model_path: path of the SentencePiece `.model` file.
-        token_start: piece put before every text: `None` for T5, `'<bos>'` for Gemma.
-        token_end: piece put after every text: `'</s>'` for T5, `'<eos>'` for Gemma.
+        token_start: piece put before every text (`None` for none): `None` for T5, `'<bos>'` for Gemma.
+        token_end: piece put after every text (`None` for none): `'</s>'` for T5, `'<eos>'` for Gemma.
         pre_tokenize, token_translate: see `TokenizerBase`.
 
     Example:
@@ -29,7 +36,7 @@ class SpTokenizer(TokenizerBase):
         >>> token_ids, _ = tokenizer.encode("translate English to German: hello")
     """
 
-    def __init__(self, sp_model_path, token_start=None, token_end="</s>", **kwargs):
+    def __init__(self, sp_model_path, token_start="[CLS]", token_end="[SEP]", **kwargs):
         super().__init__(token_start=token_start, token_end=token_end, **kwargs)
         sentencepiece = _import_sentencepiece()
         if not os.path.isfile(sp_model_path):
@@ -44,8 +51,9 @@ class SpTokenizer(TokenizerBase):
             token = getattr(self, f"_token_{role}")
             if token is not None and self.sp_model.piece_to_id(token) == self.sp_model.unk_id():
                 raise ValueError(
-                    f"The SentencePiece model has no {role} piece {token!r}: pass token_{role}=<one of its "
-                    f"pieces> (T5: None / '</s>', Gemma: '<bos>' / '<eos>'), or None for none."
+                    f"The SentencePiece model {os.fspath(sp_model_path)!r} has no {role} piece {token!r} "
+                    f"(bert4keras3's defaults are token_start='[CLS]', token_end='[SEP]'): pass the pieces "
+                    f"the model uses, e.g. {OTHER_MODELS_SETTINGS}, or None for none."
                 )
         for role in ("pad", "unk", "mask", "start", "end"):
             token = getattr(self, f"_token_{role}")
