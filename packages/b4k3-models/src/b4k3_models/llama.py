@@ -226,12 +226,7 @@ class Gemma(LM_Mask, CachedDecoding, Transformer):
                 name="Decoder-Output-LM",
             )
         x = self.apply_logit_cap(x)
-        activation = "softmax" if self.with_lm is True else self.with_lm
-        if activation in ("linear", None):
-            return x
-        return self.apply(
-            x, keras.layers.Activation, activation=activation, dtype="float32", name="Output-LM-Activation"
-        )
+        return self.apply_lm_activation(x)
 
     def apply_logit_cap(self, logits):
         """Gemma2's final-logit soft cap; none here."""

@@ -366,12 +366,7 @@ class T5_Decoder(CachedDecoding, T5_Base):
                 kernel_initializer=self.initializer,
                 name="Output-LM",
             )
-        activation = "softmax" if self.with_lm is True else self.with_lm
-        if activation in ("linear", None):
-            return x
-        return self.apply(
-            x, keras.layers.Activation, activation=activation, dtype="float32", name="Output-LM-Activation"
-        )
+        return self.apply_lm_activation(x)
 
     # Decoding
 

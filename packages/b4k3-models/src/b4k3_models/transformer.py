@@ -496,6 +496,14 @@ class Transformer:
     def apply_final_layers(self, inputs):
         raise NotImplementedError(f"{type(self).__name__} must define apply_final_layers")
 
+    def apply_lm_activation(self, logits, name="Output-LM-Activation"):
+        """The LM head's activation of a decoder's `with_lm`: True is softmax (in float32),
+        'linear' (or None) leaves the logits, any other Keras activation name applies it."""
+        activation = "softmax" if self.with_lm is True else self.with_lm
+        if activation in ("linear", None):
+            return logits
+        return self.apply(logits, keras.layers.Activation, activation=activation, dtype="float32", name=name)
+
     def set_inputs(self, inputs, additional_input_layers=None):
         inputs = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
         extra = [] if additional_input_layers is None else additional_input_layers

@@ -130,10 +130,7 @@ class RWKV6(Transformer):
             kernel_initializer=self.initializer,
             name="RWKV-LM",
         )
-        activation = "softmax" if self.with_lm is True else self.with_lm
-        if activation in ("linear", None):
-            return x
-        return self.apply(x, keras.layers.Activation, activation=activation, dtype="float32", name="RWKV-LM-Activation")
+        return self.apply_lm_activation(x, name="RWKV-LM-Activation")
 
     # Decoding protocol (see b4k3_models.decoding)
 
