@@ -214,20 +214,8 @@ def worker(args):
     start = time.perf_counter()
     spec = MODELS[args.model]
     call, method = build(spec, args.weights, True) if compile_torch else build(spec, args.weights)
-    result = {"method": method, "threads": threads, "load_s": time.perf_counter() - start, "batches": {}}
-    for batch_size in args.batch_sizes:
-        ids = prompts(batch_size, args.prompt_length, spec.vocab_size)
-        batch = result["batches"][str(batch_size)] = {}
-        for key, new_tokens in [("", args.new_tokens), ("one_token_", 1)]:
-            start = time.perf_counter()
-            tokens = call(ids, new_tokens)
-            batch[key + "first_call_s"] = time.perf_counter() - start
-            batch[key + "seconds"] = []
-            for _ in range(args.calls):
-                start = time.perf_counter()
-                call(ids, new_tokens)
-                batch[key + "seconds"].append(time.perf_counter() - start)
-            batch.setdefault("tokens", tokens.tolist())
+    result = {"method": method, "threads": threads, "load_s": time.perf_counter() - start}
+    result["batches"] = time_batches(call, args, spec.vocab_size)
     report(result)
 
 
@@ -267,6 +255,27 @@ def versus_hf(implementation, batch, reference, batch_size):
     if "error" in reference:
         return "n/a (HF failed)"
     return check(batch["tokens"], reference["batches"][str(batch_size)]["tokens"])
+
+
+def time_batches(call, args, vocab_size):
+    """`{batch size: timings}` of `call(ids, new_tokens)` on random prompts of each of
+    `args.batch_sizes`: the first (compiling) call and `args.calls` more, for `args.new_tokens`
+    and for one new token (the prefill), with the first call's tokens."""
+    batches = {}
+    for batch_size in args.batch_sizes:
+        ids = prompts(batch_size, args.prompt_length, vocab_size)
+        batch = batches[str(batch_size)] = {}
+        for key, new_tokens in [("", args.new_tokens), ("one_token_", 1)]:
+            start = time.perf_counter()
+            tokens = call(ids, new_tokens)
+            batch[key + "first_call_s"] = time.perf_counter() - start
+            batch[key + "seconds"] = []
+            for _ in range(args.calls):
+                start = time.perf_counter()
+                call(ids, new_tokens)
+                batch[key + "seconds"].append(time.perf_counter() - start)
+            batch.setdefault("tokens", tokens.tolist())
+    return batches
 
 
 def print_table(results, args):

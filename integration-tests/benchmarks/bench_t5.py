@@ -27,7 +27,7 @@ import tempfile
 import time
 
 import numpy as np
-from bench_generate import print_table, prompts, tokens_per_second
+from bench_generate import print_table, time_batches, tokens_per_second
 from bench_workers import installed, load_average, pin_threads, report, run_in_subprocess
 
 T5_SMALL = {
@@ -79,20 +79,8 @@ def worker(args):
     threads = pin_threads(args.threads, "torch" if args.worker == "hf" else args.backend)
     start = time.perf_counter()
     call, method = {"hf": hf_generator, "b4k3": b4k3_generator}[args.worker](args.weights)
-    result = {"method": method, "threads": threads, "load_s": time.perf_counter() - start, "batches": {}}
-    for batch_size in args.batch_sizes:
-        ids = prompts(batch_size, args.prompt_length, T5_SMALL["vocab_size"])
-        batch = result["batches"][str(batch_size)] = {}
-        for key, new_tokens in [("", args.new_tokens), ("one_token_", 1)]:
-            start = time.perf_counter()
-            tokens = call(ids, new_tokens)
-            batch[key + "first_call_s"] = time.perf_counter() - start
-            batch[key + "seconds"] = []
-            for _ in range(args.calls):
-                start = time.perf_counter()
-                call(ids, new_tokens)
-                batch[key + "seconds"].append(time.perf_counter() - start)
-            batch.setdefault("tokens", tokens.tolist())
+    result = {"method": method, "threads": threads, "load_s": time.perf_counter() - start}
+    result["batches"] = time_batches(call, args, T5_SMALL["vocab_size"])
     report(result)
 
 
