@@ -35,9 +35,8 @@ def table(length, dim):
 def reference(layer, x, key_mask=None, bias=None, rotary=False):
     w = weights_of(layer)
     units, key_size = layer.units, layer.key_size
-    value_width = key_size if layer.factorization else units
     h = swish(x @ w["i_dense/kernel"] + w["i_dense/bias"])
-    u, v, qk = h[..., :units], h[..., units : units + value_width], h[..., units + value_width :]
+    u, v, qk = h[..., :units], h[..., units : 2 * units], h[..., 2 * units :]
     q = qk * w["q_scaleoffset/gamma"] + w["q_scaleoffset/beta"]
     k = qk * w["k_scaleoffset/gamma"] + w["k_scaleoffset/beta"]
     if rotary:
@@ -50,18 +49,33 @@ def reference(layer, x, key_mask=None, bias=None, rotary=False):
         keep &= bias
     n = scores.shape[-1] if key_mask is None else key_mask.sum(-1)[:, None, None]
     attention = np.maximum(np.where(keep, scores, 0), 0) ** 2 / n  # squared_relu
-    values = attention @ v
-    if layer.factorization:
-        values = values @ w["vw_dense/kernel"] + w["vw_dense/bias"]
-    return (u * values) @ w["o_dense/kernel"] + w["o_dense/bias"]
+    return (u * (attention @ v)) @ w["o_dense/kernel"] + w["o_dense/bias"]
 
 
-@pytest.mark.parametrize("factorization", [False, True])
-def test_self_attention_matches_the_formula(factorization, tmp_path):
-    layer = GatedAttentionUnit(units=16, key_size=8, factorization=factorization)
+def test_self_attention_matches_the_formula(tmp_path):
+    layer = GatedAttentionUnit(units=16, key_size=8)
     out = run_layer_test(lambda: layer, X, tmp_path)
     assert_close(out, reference(layer, X))
     assert_close(layer([X], mask=[KEY_MASK]), reference(layer, X, key_mask=KEY_MASK))
+    assert sorted(weights_of(layer)) == [
+        "i_dense/bias",
+        "i_dense/kernel",
+        "k_scaleoffset/beta",
+        "k_scaleoffset/gamma",
+        "o_dense/bias",
+        "o_dense/kernel",
+        "q_scaleoffset/beta",
+        "q_scaleoffset/gamma",
+    ]
+
+
+def test_factorization_with_self_attention_is_ignored_with_a_warning():
+    """bert4keras3 factorized only without `self_attention`; its files of a self-attention GAU built
+    with `factorization=True` hold the unfactorized weights, so b4k3 builds those, and says so."""
+    with pytest.warns(UserWarning, match="self_attention=False to factorize"):
+        layer = GatedAttentionUnit(units=16, key_size=8, factorization=True)
+    assert_close(layer(X), reference(layer, X))
+    assert "vW_dense/kernel" not in weights_of(layer)
 
 
 def test_causal_bias_and_rotary_positions():
@@ -78,19 +92,38 @@ def test_keyword_form_rotates_by_positions_without_a_table():
     assert_close(out, reference(layer, X, key_mask=KEY_MASK, bias=CAUSAL, rotary=True))
 
 
-def test_cross_attention_takes_query_key_and_value(tmp_path):
-    y = RNG.normal(size=(2, 7, 12)).astype("float32")
-    layer = GatedAttentionUnit(units=16, key_size=8, self_attention=False, normalization="softmax")
-    out = run_layer_test(lambda: layer, [X, y, y], tmp_path)
+def cross_reference(layer, x, y):
+    """bert4keras3's `self_attention=False` GAU: u, q, k and v each from its own Dense, softmax."""
     w = weights_of(layer)
-    h = swish(X @ w["i_dense/kernel"] + w["i_dense/bias"])
-    u, q = h[..., :16], h[..., 16:] * w["q_scaleoffset/gamma"] + w["q_scaleoffset/beta"]
-    k = swish(y @ w["k_dense/kernel"] + w["k_dense/bias"]) * w["k_scaleoffset/gamma"] + w["k_scaleoffset/beta"]
-    v = swish(y @ w["v_dense/kernel"] + w["v_dense/bias"])
-    scores = np.einsum("bmd,bnd->bmn", q, k) / np.sqrt(8)
+    u = swish(x @ w["u_dense/kernel"] + w["u_dense/bias"])
+    q = swish(x @ w["q_dense/kernel"] + w["q_dense/bias"])
+    k = swish(y @ w["k_dense/kernel"] + w["k_dense/bias"])
+    v = y @ w["v_dense/kernel"] if layer.factorization else swish(y @ w["v_dense/kernel"] + w["v_dense/bias"])
+    scores = np.einsum("bmd,bnd->bmn", q, k) / np.sqrt(layer.key_size)
     attention = np.exp(scores - scores.max(-1, keepdims=True))
-    attention /= attention.sum(-1, keepdims=True)
-    assert_close(out, (u * (attention @ v)) @ w["o_dense/kernel"] + w["o_dense/bias"])
+    values = attention / attention.sum(-1, keepdims=True) @ v
+    if layer.factorization:
+        values = values @ w["vW_dense/kernel"]
+    return (u * values) @ w["o_dense/kernel"] + w["o_dense/bias"]
+
+
+@pytest.mark.parametrize(
+    ("factorization", "weights"),
+    [
+        (False, ["k_dense", "o_dense", "q_dense", "u_dense", "v_dense"]),
+        (True, ["k_dense", "o_dense", "q_dense", "u_dense", "v_dense", "vW_dense"]),
+    ],
+)
+def test_cross_attention_takes_query_key_and_value(factorization, weights, tmp_path):
+    """The sublayers bert4keras3 had (so its files load): no bias in the factorized v and vW."""
+    y = RNG.normal(size=(2, 7, 12)).astype("float32")
+    layer = GatedAttentionUnit(
+        units=16, key_size=8, self_attention=False, normalization="softmax", factorization=factorization
+    )
+    out = run_layer_test(lambda: layer, [X, y, y], tmp_path)
+    assert_close(out, cross_reference(layer, X, y))
+    assert sorted({path.split("/")[0] for path in weights_of(layer)}, key=str.lower) == weights
+    assert ("v_dense/bias" in weights_of(layer)) is not factorization
 
 
 def test_bad_arguments():

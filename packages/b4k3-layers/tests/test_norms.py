@@ -1,6 +1,7 @@
 """The normalization layers against NumPy references written from their formulas (fp32 tolerance
 1e-5), their float32 parts under mixed_bfloat16, and their argument checks."""
 
+import h5py
 import keras
 import ml_dtypes
 import numpy as np
@@ -169,9 +170,15 @@ def group_normalized(x, head_size, epsilon, scale, offset):
 def test_group_norm_normalizes_each_head_then_scales_and_offsets(tmp_path, epsilon):
     layer = randomized(GroupNorm(hidden_size=8, head_size=2, epsilon=epsilon), X.shape)
     w = weights_of(layer)
-    assert {name: value.shape for name, value in w.items()} == {"scale": (4, 2), "offset": (4, 2)}
+    assert {name: value.shape for name, value in w.items()} == {
+        "scale": (4, 2),
+        "offset": (4, 2),
+        "head_norm/gamma": (2,),
+        "head_norm/beta": (2,),
+    }
     output = run_layer_test(lambda: layer, X, tmp_path)
-    assert_close(output, group_normalized(X, 2, epsilon, w["scale"], w["offset"]))
+    normalized = group_normalized(X, 2, epsilon, w["head_norm/gamma"], w["head_norm/beta"])
+    assert_close(output, (normalized.reshape(2, 5, 4, 2) * w["scale"] + w["offset"]).reshape(X.shape))
 
 
 def test_group_norm_starts_as_a_plain_per_head_normalization():
@@ -183,7 +190,8 @@ def test_group_norm_runs_in_float32_under_mixed_bfloat16():
     x = rng.normal(size=(4, 16, 64)).astype("float32")
     layer = randomized(GroupNorm(64, 16, dtype=MIXED), x.shape)
     w = weights_of(layer)
-    reference = group_normalized(rounded_to_bfloat16(x), 16, 64e-5, w["scale"], w["offset"])
+    normalized = group_normalized(rounded_to_bfloat16(x), 16, 64e-5, w["head_norm/gamma"], w["head_norm/beta"])
+    reference = (normalized.reshape(4, 16, 4, 16) * w["scale"] + w["offset"]).reshape(x.shape)
     assert_rounded_once_from_float32(layer(x), reference)
 
 
@@ -223,3 +231,16 @@ def test_norms_keep_the_mask_of_their_input(make):
 def test_conditional_norm_keeps_the_mask_of_x():
     mask = np.ones((2, 5), bool)
     assert LayerNormalization(conditional=True).compute_mask([X, COND], [mask, None]) is mask
+
+
+def test_group_norm_weights_file_has_bert4keras3s_layout(tmp_path):
+    """bert4keras3's GroupNorm saved `scale`, `offset`, then its inner LayerNormalization (attribute
+    `group_ln`) with a `(head_size,)` gamma and beta: a file of that layout loads into b4k3's."""
+    inputs = keras.Input((5, 8))
+    model = keras.Model(inputs, GroupNorm(8, 2, name="norm")(inputs))
+    path = tmp_path / "group_norm.weights.h5"
+    model.save_weights(path)
+    with h5py.File(path, "r") as file:
+        layer = file["layers/group_norm"]
+        shapes = {name: layer[name].shape for name in ("vars/0", "vars/1", "group_ln/vars/0", "group_ln/vars/1")}
+    assert shapes == {"vars/0": (4, 2), "vars/1": (4, 2), "group_ln/vars/0": (2,), "group_ln/vars/1": (2,)}

@@ -1,6 +1,7 @@
 """The Gated Attention Unit (GAU, "Transformer Quality in Linear Time"), as GAU-alpha uses it."""
 
 import math
+import warnings
 
 import keras
 
@@ -19,10 +20,12 @@ from b4k3_ops.backend import apply_rotary_position_embeddings, attention_normali
 class GatedAttentionUnit(KeepsTrainability, keras.layers.Layer):
     """One-head attention whose output gates a wide value path: `o(u * (A @ v))`.
 
-    With `self_attention`, one Dense gives `u`, `v` and a shared `qk`, and two ScaleOffsets make q
-    and k from it. Otherwise the inputs are `[q, k, v]`: `u` and q come from the query, k from the
-    key and `v` from the value, each through its own Dense. With `factorization`, `v` is only
-    `key_size` wide and a further Dense (`vw_dense`) widens `A @ v` to `units`.
+    With `self_attention`, one Dense (`i_dense`) gives `u`, `v` and a shared `qk`, and two
+    ScaleOffsets make q and k from it. Otherwise the inputs are `[q, k, v]` and each of `u`, q, k
+    and `v` has its own Dense (`u_dense`, `q_dense` from the query, `k_dense`, `v_dense`). With
+    `factorization` (without `self_attention`, as in bert4keras3) `v` is a linear projection only
+    `key_size` wide, widened to `units` after the attention by `vW_dense`. The sublayers carry
+    bert4keras3's names, so its `.weights.h5` files load.
 
     Args:
         units: width of u and v.
@@ -34,7 +37,8 @@ class GatedAttentionUnit(KeepsTrainability, keras.layers.Layer):
         attention_scale: divide logits by sqrt(key_size).
         attention_dropout: dropout rate on the attention weights.
         kernel_initializer: of the projections.
-        factorization: low-rank value path (see above).
+        factorization: low-rank value path (see above; bert4keras3 ignored it with `self_attention`,
+            and so does b4k3, with a warning).
 
     Call: `layer(inputs, mask=None, a_bias=None, p_bias=None, key_mask=None, attention_bias=None)`;
     `inputs` is `[x]` or x (or `[q, k, v]` without self_attention), then the attention bias if
@@ -61,6 +65,12 @@ class GatedAttentionUnit(KeepsTrainability, keras.layers.Layer):
     ):
         super().__init__(**kwargs)
         check_normalization(normalization)
+        if factorization and self_attention:
+            warnings.warn(
+                "GatedAttentionUnit: factorization=True has no effect with self_attention=True (bert4keras3 "
+                "ignored it too): the shared projection keeps v `units` wide. Pass self_attention=False to factorize.",
+                stacklevel=2,
+            )
         self.units = units
         self.key_size = key_size
         self.activation = get_activation(activation)
@@ -78,29 +88,33 @@ class GatedAttentionUnit(KeepsTrainability, keras.layers.Layer):
     def build(self, input_shape):
         shapes = as_shape_list(input_shape)
         q_shape = shapes[0]
-        value_width = self.key_size if self.factorization else self.units
         if self.self_attention:
-            self.i_dense = self._dense("i_dense", self.units + value_width + self.key_size, q_shape, self.activation)
+            width = 2 * self.units + self.key_size
+            self.i_dense = self._dense("i_dense", width, q_shape, self.activation)
+            qk_shape = (*q_shape[:-1], self.key_size)
+            self.q_scaleoffset = ScaleOffset(offset=self.use_bias, name="q_scaleoffset", dtype=self.dtype_policy)
+            self.k_scaleoffset = ScaleOffset(offset=self.use_bias, name="k_scaleoffset", dtype=self.dtype_policy)
+            self.q_scaleoffset.build(qk_shape)
+            self.k_scaleoffset.build(qk_shape)
         else:
-            self.i_dense = self._dense("i_dense", self.units + self.key_size, q_shape, self.activation)
+            self.u_dense = self._dense("u_dense", self.units, q_shape, self.activation)
+            self.q_dense = self._dense("q_dense", self.key_size, q_shape, self.activation)
             self.k_dense = self._dense("k_dense", self.key_size, shapes[1], self.activation)
-            self.v_dense = self._dense("v_dense", value_width, shapes[2], self.activation)
-        qk_shape = (*q_shape[:-1], self.key_size)
-        self.q_scaleoffset = ScaleOffset(offset=self.use_bias, name="q_scaleoffset", dtype=self.dtype_policy)
-        self.k_scaleoffset = ScaleOffset(offset=self.use_bias, name="k_scaleoffset", dtype=self.dtype_policy)
-        self.q_scaleoffset.build(qk_shape)
-        self.k_scaleoffset.build(qk_shape)
-        if self.factorization:
-            self.vw_dense = self._dense("vw_dense", self.units, (*q_shape[:-1], self.key_size))
+            if self.factorization:
+                self.v_dense = self._dense("v_dense", self.key_size, shapes[2], use_bias=False)
+                values_shape = (*q_shape[:-1], self.key_size)
+                self.vW_dense = self._dense("vW_dense", self.units, values_shape, use_bias=False)
+            else:
+                self.v_dense = self._dense("v_dense", self.units, shapes[2], self.activation)
         self.o_dense = self._dense("o_dense", q_shape[-1], (*q_shape[:-1], self.units))
 
-    def _dense(self, name, units, input_shape, activation=None):
+    def _dense(self, name, units, input_shape, activation=None, use_bias=None):
         return dense_sublayer(
             self,
             name,
             units,
             input_shape,
-            use_bias=self.use_bias,
+            use_bias=self.use_bias if use_bias is None else use_bias,
             kernel_initializer=self.kernel_initializer,
             activation=activation,
         )
@@ -113,13 +127,12 @@ class GatedAttentionUnit(KeepsTrainability, keras.layers.Layer):
         n = 1 if self.self_attention else 3
         if self.self_attention:
             key_mask = masks[0] if key_mask is None else key_mask
-            u, v, qk = ops.split(self.i_dense(inputs[0]), self._split_points(), axis=-1)
+            u, v, qk = ops.split(self.i_dense(inputs[0]), [self.units, 2 * self.units], axis=-1)
             q, k = self.q_scaleoffset(qk), self.k_scaleoffset(qk)
         else:
             key_mask = masks[2] if key_mask is None and len(masks) > 2 else key_mask
-            u, q = ops.split(self.i_dense(inputs[0]), [self.units], axis=-1)
-            q, k = self.q_scaleoffset(q), self.k_scaleoffset(self.k_dense(inputs[1]))
-            v = self.v_dense(inputs[2])
+            u, q = self.u_dense(inputs[0]), self.q_dense(inputs[0])
+            k, v = self.k_dense(inputs[1]), self.v_dense(inputs[2])
         bias = attention_bias
         if a_bias:
             bias, n = inputs[n], n + 1
@@ -135,13 +148,9 @@ class GatedAttentionUnit(KeepsTrainability, keras.layers.Layer):
         if self.dropout is not None:
             weights = self.dropout(weights, training=training)
         values = ops.einsum("bmn,bnd->bmd", weights, v)
-        if self.factorization:
-            values = self.vw_dense(values)
+        if self.factorization and not self.self_attention:
+            values = self.vW_dense(values)
         return self.o_dense(u * values)
-
-    def _split_points(self):
-        value_width = self.key_size if self.factorization else self.units
-        return [self.units, self.units + value_width]
 
     def compute_mask(self, inputs, mask=None):
         return mask[0] if isinstance(mask, (list, tuple)) else mask

@@ -264,6 +264,10 @@ class GroupNorm(keras.layers.Layer):
     initialised to ones and zeros. This is torch's `GroupNorm(num_groups=heads)` on the features.
     It runs in float32 whatever the dtype policy, as RWKV's group norm does under autocast.
 
+    The per-head normalisation is a Keras `LayerNormalization` (`group_ln`, named `head_norm`) with
+    its own `(head_size,)` gamma and beta, as bert4keras3 had, so its `.weights.h5` files load. They
+    start at ones and zeros and no RWKV checkpoint holds them (its `ln_x` is `scale` and `offset`).
+
     Args:
         hidden_size: the size of the last axis of the inputs.
         head_size: the features per head; must divide `hidden_size`.
@@ -275,6 +279,8 @@ class GroupNorm(keras.layers.Layer):
     GroupNorm(hidden_size=8, head_size=4)(np.random.normal(size=(2, 5, 8)))
     ```
     """
+
+    HEAD_NORM = "head_norm"  # the name of the inner LayerNormalization, whose weights no checkpoint holds
 
     def __init__(self, hidden_size, head_size, epsilon=64e-5, **kwargs):
         super().__init__(**kwargs)
@@ -300,12 +306,11 @@ class GroupNorm(keras.layers.Layer):
         shape = (self.num_heads, self.head_size)
         self.scale = self.add_weight(name="scale", shape=shape, initializer="ones", autocast=False)
         self.offset = self.add_weight(name="offset", shape=shape, initializer="zeros", autocast=False)
+        self.group_ln = keras.layers.LayerNormalization(epsilon=self.epsilon, dtype="float32", name=self.HEAD_NORM)
+        self.group_ln.build((*input_shape[:-1], self.num_heads, self.head_size))
 
     def call(self, x):
-        heads = ops.reshape(ops.cast(x, "float32"), (self.num_heads, self.head_size), -1)
-        mean = ops.mean(heads, axis=-1, keepdims=True)
-        variance = ops.var(heads, axis=-1, keepdims=True)
-        heads = (heads - mean) * ops.rsqrt(variance + self.epsilon)
+        heads = self.group_ln(ops.reshape(ops.cast(x, "float32"), (self.num_heads, self.head_size), -1))
         heads = heads * ops.cast(self.scale, "float32") + ops.cast(self.offset, "float32")
         return ops.cast(ops.flatten(heads, -2), self.compute_dtype)
 

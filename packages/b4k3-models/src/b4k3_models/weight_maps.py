@@ -15,13 +15,16 @@ from collections.abc import Callable
 
 import numpy as np
 
+from b4k3_layers import GroupNorm
 from b4k3_ops.resize import orthogonally_resize
 
-# Variables that no checkpoint holds, added on top of pretrained weights: LoRA adapters, and the
+# Variables that no checkpoint holds, added on top of pretrained weights: LoRA adapters, the
 # projections of the condition in a conditional layer norm (zero at first: the norm starts as the
-# pretrained one).
+# pretrained one), and the inner per-head norm of a GroupNorm (ones and zeros: bert4keras3 had it,
+# RWKV's `ln_x` is the GroupNorm's own scale and offset).
 LORA_VARIABLES = ("lora_",)
 CONDITION_SUBLAYERS = ("hidden_dense", "beta_dense", "gamma_dense")
+IDENTITY_SUBLAYERS = (f"/{GroupNorm.HEAD_NORM}/",)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -158,7 +161,9 @@ def layer_variables(layer):
     variables = {}
     for variable in layer.weights:
         path = variable.path[len(prefix) :] if variable.path.startswith(prefix) else variable.path
-        if any(marker in path for marker in LORA_VARIABLES):
+        if any(marker in path for marker in LORA_VARIABLES) or any(
+            marker in f"/{path}" for marker in IDENTITY_SUBLAYERS
+        ):
             continue
         if conditional and path.split("/")[0] in CONDITION_SUBLAYERS:
             continue
