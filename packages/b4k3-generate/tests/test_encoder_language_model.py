@@ -153,11 +153,6 @@ def test_unilm_source_shorter_than_the_prompt_starts_the_target_inside_it(decode
         assert output[row, len(prompt) :].tolist() == expected
 
 
-@pytest.mark.xfail(
-    keras.backend.backend() == "tensorflow",
-    strict=True,
-    reason="known defect: TensorFlow traces a UniLM model's prefill again on a second call of the same shapes",
-)
 def test_unilm_second_call_of_the_same_shape_reuses_the_compiled_loop(decoders, monkeypatch):
     """The loop's `prefill` runs as Python once on jax and tensorflow (traced once: other prompts and
     sources of the same shapes run the compiled loop), once per call on torch (eager)."""

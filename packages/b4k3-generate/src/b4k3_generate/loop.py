@@ -18,7 +18,7 @@ import keras
 
 from b4k3_generate.heads import head_to_logits
 from b4k3_generate.processors import process_logits
-from b4k3_generate.samplers import next_token, step_seed
+from b4k3_generate.samplers import next_token, seed_generator, step_seed
 from b4k3_ops import ops
 
 
@@ -58,6 +58,9 @@ class DecodeLoop:
         self.transformer = transformer
         self.settings = settings
         self.fill = settings.end_tokens[0] if settings.end_tokens else 0
+        if settings.search_mode != "greedy":
+            # Made now, not in the first trace: TensorFlow traces again a function that made a variable.
+            seed_generator()
         self.to_logits = head_to_logits(transformer, settings.search_mode)
 
     def prefill(

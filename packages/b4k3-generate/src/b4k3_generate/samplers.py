@@ -155,7 +155,7 @@ def step_seed(seed, step):
 _seed_holder = None
 
 
-def _seed_generator():
+def seed_generator():
     """A SeedGenerator whose state `sample` replaces with its seed tensor.
 
     Keras random ops take an int or a SeedGenerator as seed, not a tensor; inside a
@@ -185,7 +185,7 @@ def sample(logits, seed):
     seed = _as_seed(seed)
     # Keras' torch backend seeds with seed[0] + seed[1]: hash the pair so both words matter there too.
     seed = ops.stack([seed[0], _mix32(ops.bitwise_xor(seed[1], _mix32(seed[0])))])
-    generator = _seed_generator()
+    generator = seed_generator()
     with keras.StatelessScope(state_mapping=[(generator.state, ops.cast(seed, generator.state.dtype))]):
         tokens = keras.random.categorical(ops.cast(logits, "float32"), 1, dtype="int32", seed=generator)
     return tokens[:, 0]
