@@ -16,7 +16,7 @@ import sys
 import pytest
 import torch
 import transformers
-from family_checks import TINY_BERT, save_hf_model
+from family_checks import TINY_BERT, save_google_checkpoint, save_hf_model
 from rwkv_checks import save_pth, tiny_state_dict
 from smollm2 import smollm2_gguf_path
 
@@ -44,24 +44,6 @@ def python_blocks(readme):
 def save_decoder(model_class, config_class, directory, vocab_size):
     torch.manual_seed(0)
     model_class(config_class(**TINY_DECODER, vocab_size=vocab_size)).save_pretrained(directory)
-
-
-def save_google_checkpoint(directory):
-    """A tiny BERT as a Google TF checkpoint with its bert4keras config."""
-    import tensorflow as tf
-    from family_checks import BERT_GOOGLE_RENAMES, google_arrays
-    from test_tf_checkpoint import GOOGLE_CONFIG_KEYS
-
-    _, reference = save_hf_model(transformers.BertForPreTraining, transformers.BertConfig, TINY_BERT, directory / "hf")
-    arrays = google_arrays(reference.state_dict(), BERT_GOOGLE_RENAMES, skip=["cls.predictions.decoder"])
-    names = sorted(arrays)
-    tf.raw_ops.SaveV2(
-        prefix=str(directory / "bert_model.ckpt"),
-        tensor_names=names,
-        shape_and_slices=[""] * len(names),
-        tensors=[tf.constant(arrays[name]) for name in names],
-    )
-    (directory / "bert_config.json").write_text(json.dumps({key: TINY_BERT[key] for key in GOOGLE_CONFIG_KEYS}))
 
 
 def save_sentencepiece(prefix, **pieces):

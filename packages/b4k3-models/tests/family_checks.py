@@ -411,3 +411,14 @@ def google_arrays(weights, renames, skip=()):
             name = f"{scope}/{leaf}"
         arrays[name] = np.ascontiguousarray(array)
     return arrays
+
+
+def save_google_checkpoint(directory, config=TINY_BERT):
+    """A random BERT of the Hugging Face `config` (with its pretraining heads) as a Google TF
+    checkpoint `bert_model.ckpt` with its bert4keras `bert_config.json`, in `directory`."""
+    from test_tf_checkpoint import GOOGLE_CONFIG_KEYS
+
+    _, reference = save_hf_model(transformers.BertForPreTraining, transformers.BertConfig, config, directory / "hf")
+    arrays = google_arrays(reference.state_dict(), BERT_GOOGLE_RENAMES, skip=["cls.predictions.decoder"])
+    write_tf_checkpoint(arrays, directory / "bert_model.ckpt")
+    (directory / "bert_config.json").write_text(json.dumps({key: config[key] for key in GOOGLE_CONFIG_KEYS}))
