@@ -46,8 +46,39 @@ def test_an_argument_no_model_takes_is_left_out_with_a_warning_naming_it():
 
 
 def test_an_argument_another_family_takes_is_still_an_error():
-    with pytest.raises(TypeError, match=r"\['with_pool'\] that Gemma does not take"):
-        build_transformer_model(model="gemma", **GEMMA_SIZES, num_attention_heads=2, with_pool=True)
+    with pytest.raises(TypeError, match=r"\['max_relative_position'\] that Gemma does not take"):
+        build_transformer_model(model="gemma", **GEMMA_SIZES, num_attention_heads=2, max_relative_position=64)
+
+
+# BERT's arguments as bert4keras3's configs and code give them to its Gemma (inherited through RoFormer).
+BERT_OPTIONS_ASKING_NOTHING = {
+    "max_position": 8192,
+    "segment_vocab_size": 0,
+    "with_pool": False,
+    "with_nsp": False,
+    "with_mlm": False,
+    "hierarchical_position": None,
+    "custom_position_ids": False,
+    "shared_segment_embeddings": False,
+}
+
+
+@pytest.mark.parametrize("model", ["gemma", "llama", "gemma2"])
+def test_bert_options_that_ask_for_nothing_are_accepted_by_the_decoders(model):
+    plain = build_transformer_model(model=model, **GEMMA_SIZES, num_attention_heads=2)
+    ported = build_transformer_model(model=model, **GEMMA_SIZES, num_attention_heads=2, **BERT_OPTIONS_ASKING_NOTHING)
+    assert [w.shape for w in ported.weights] == [w.shape for w in plain.weights]
+    assert len(ported.inputs) == len(plain.inputs) == 1
+
+
+@pytest.mark.parametrize(
+    "option",
+    [{"segment_vocab_size": 2}, {"with_pool": True}, {"with_mlm": "linear"}, {"custom_position_ids": True}],
+)
+def test_bert_options_a_decoder_cannot_honour_are_refused_by_name(option):
+    (name,) = option
+    with pytest.raises(TypeError, match=rf"Gemma is a decoder .* cannot honour \{{'{name}'"):
+        build_transformer_model(model="gemma", **GEMMA_SIZES, num_attention_heads=2, **option)
 
 
 def test_flatten_o_dense_is_kept_in_the_config_and_changes_nothing():

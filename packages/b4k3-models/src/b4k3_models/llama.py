@@ -38,6 +38,17 @@ def agreeing(first_name, first, second_name, second):
     return first if first is not None else second
 
 
+def refuse_bert_options(owner, **options):
+    """Raises a TypeError naming the BERT options given a value that asks for something: a decoder
+    cannot give it, and bert4keras3's Gemma, which took them through RoFormer, ignored it silently."""
+    asked = {name: value for name, value in options.items() if value}
+    if asked:
+        raise TypeError(
+            f"{owner} is a decoder without segments, pooler, NSP or MLM head, or position inputs, so it cannot "
+            f"honour {asked} (bert4keras3 ignored them silently). Remove them, or set them to 0 / False / None"
+        )
+
+
 class Gemma(LM_Mask, CachedDecoding, Transformer):
     """Gemma: pre-norm decoder, RMS norms `x * (1 + scale)`, inputs scaled by sqrt(hidden_size),
     GeGLU feed-forward, output tied to the token embeddings.
@@ -64,6 +75,11 @@ class Gemma(LM_Mask, CachedDecoding, Transformer):
             Gemma took the argument and always rotated the 'keras' way.
         flatten_o_dense: bert4keras3's, passed to the attention (no effect: see `MultiHeadAttention`).
         rms_norm_eps: epsilon of every RMS norm (from the config; the predecessor fixed it at 1e-6).
+        max_position, segment_vocab_size, with_pool, with_nsp, with_mlm, hierarchical_position,
+            custom_position_ids, shared_segment_embeddings: BERT's arguments, which bert4keras3's
+            Gemma took through RoFormer. Accepted where they ask for nothing (`max_position`: any
+            value, rotary positions have no table; the others 0, False or None), refused by name
+            otherwise: a decoder has no segments, pooler, NSP or MLM head, or position inputs.
         **kwargs: the arguments of `Transformer`.
     """
 
@@ -100,9 +116,27 @@ class Gemma(LM_Mask, CachedDecoding, Transformer):
         num_key_value_heads=None,
         num_query_heads=None,
         attention_head_size=None,
+        max_position=None,
+        segment_vocab_size=0,
+        with_pool=False,
+        with_nsp=False,
+        with_mlm=False,
+        hierarchical_position=None,
+        custom_position_ids=False,
+        shared_segment_embeddings=False,
         **kwargs,
     ):
         owner = type(self).__name__
+        refuse_bert_options(
+            owner,
+            segment_vocab_size=segment_vocab_size,
+            with_pool=with_pool,
+            with_nsp=with_nsp,
+            with_mlm=with_mlm,
+            hierarchical_position=hierarchical_position,
+            custom_position_ids=custom_position_ids,
+            shared_segment_embeddings=shared_segment_embeddings,
+        )
         key_value_heads = agreeing(
             "num_attention_heads", num_attention_heads, "num_key_value_heads", num_key_value_heads
         )
