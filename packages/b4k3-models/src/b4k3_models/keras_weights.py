@@ -16,6 +16,7 @@ import re
 
 import h5py
 
+from b4k3_models.checkpoints import CheckpointReader
 from b4k3_models.weight_maps import LoadReport
 
 LOGGER = logging.getLogger(__name__)
@@ -82,6 +83,21 @@ def stored_entries(path):
     if skipped:
         LOGGER.debug("%s: skipped %d arrays of training state (%s)", path, skipped, ", ".join(TRAINING_STATE))
     return shapes
+
+
+class KerasWeightsFile(CheckpointReader):
+    """A `.weights.h5` file read as a checkpoint, its keys the dataset paths
+    (`layers/<layer>/vars/<i>`): for files of another model's layout, which a family maps by those
+    paths (bert4keras3's DeBERTa)."""
+
+    format = "keras_weights"
+
+    def __init__(self, path):
+        super().__init__(str(path), stored_entries(path))
+
+    def _read(self, key):
+        with h5py.File(self.source, "r") as file:
+            return file[key][()]
 
 
 def load_keras_weights(model, path, ignore_invalid_weights=False):

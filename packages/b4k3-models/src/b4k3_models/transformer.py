@@ -33,6 +33,7 @@ import numpy as np
 from b4k3_layers import Concatenate1D, Embedding, LayerNormalization, MultiHeadAttention
 from b4k3_models.checkpoints import open_checkpoint
 from b4k3_models.keras_model import TransformerModel
+from b4k3_models.keras_weights import load_keras_weights
 from b4k3_models.masks import CachedKeyMask, PaddingMask, ResidualAttentionBias
 from b4k3_models.weight_maps import Weight, layer_variables, load_mapped_weights
 from b4k3_ops.checks import check_positive_int
@@ -604,6 +605,11 @@ class Transformer:
             )
         finally:
             reader.close()
+
+    def load_keras_weights(self, path):
+        """Loads a Keras `.weights.h5` file saved from this model (`keras_weights.load_keras_weights`,
+        as strict as a checkpoint). Families that read another layout too override it."""
+        return load_keras_weights(self.model, path, self.ignore_invalid_weights)
 
     def _as_weight_map(self, mapping):
         weight_map = {}
