@@ -18,7 +18,7 @@ from b4k3_models.bert import BERT
 from b4k3_models.checkpoint_names import HF_NAMES, hf_base_prefix
 from b4k3_models.hf_configs import hf_activation
 from b4k3_models.keras_weights import KerasWeightsFile, stored_entries
-from b4k3_models.masks import ZeroPadded
+from b4k3_models.masks import MaskedAdd, ZeroPadded
 from b4k3_models.transformer import ATTENTION, FEED_FORWARD
 from b4k3_models.weight_maps import Weight, within
 from b4k3_ops.checks import check_positive_int
@@ -181,7 +181,7 @@ class DeBERTa(BERT):
         )
         y = self.apply(y, keras.layers.Dropout, rate=self.dropout_rate, name="Encoder-Conv-Dropout")
         y = self.apply(y, keras.layers.Activation, activation=hf_activation(self.conv_act), name="Encoder-Conv-Act")
-        x = self.apply([x, y], keras.layers.Add, name="Encoder-Conv-Add")
+        x = self.apply([x, y], MaskedAdd, name="Encoder-Conv-Add")
         return self.apply_norm(x, "Encoder-Conv-Norm")
 
     def check_can_decode(self):
@@ -227,10 +227,9 @@ class DeBERTa(BERT):
         base = hf_base_prefix(checkpoint, self.hf_base_prefixes)
         mapping = self._embedding_mapping(names, f"{base}embeddings", "pooler.dense")
         mapping["Embedding-Mapping"] = names.dense(f"{base}embeddings.embed_proj", use_bias=False)
-        mapping["Embedding-Deberta-Position"] = {
-            "embeddings": Weight(f"{base}encoder.rel_embeddings.weight"),
-            **within("norm", names.norm(f"{base}encoder.LayerNorm")),
-        }
+        mapping["Embedding-Deberta-Position"] = {"embeddings": Weight(f"{base}encoder.rel_embeddings.weight")}
+        if self.norm_rel_ebd == "layer_norm":
+            mapping["Embedding-Deberta-Position"].update(within("norm", names.norm(f"{base}encoder.LayerNorm")))
         mapping["Encoder-Conv"] = {
             "kernel": Weight(f"{base}encoder.conv.conv.weight", conv_kernel),
             "bias": Weight(f"{base}encoder.conv.conv.bias"),
