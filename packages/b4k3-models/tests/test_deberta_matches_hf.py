@@ -186,7 +186,7 @@ def test_bert4keras3_weights_file_that_does_not_fit_names_what_is_missing_and_un
 # Fine-tuning
 
 
-def test_classifier_on_top_trains_with_fit_and_lora(tmp_path):
+def test_classifier_on_top_trains_with_fit_and_lora_and_reloads(tmp_path):
     config_path = tmp_path / "config.json"
     config_path.write_text(json.dumps({**V3, "model_type": "deberta-v2"}))
     encoder = build_transformer_model(config_path=config_path)
@@ -206,6 +206,9 @@ def test_classifier_on_top_trains_with_fit_and_lora(tmp_path):
 
     assert history.history["loss"][-1] < history.history["loss"][0]
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(kernel), frozen)  # LoRA trains, the kernel stays
+    classifier.save(tmp_path / "classifier.keras")
+    reloaded = keras.saving.load_model(tmp_path / "classifier.keras")
+    assert_matches(predict(reloaded, tokens), predict(classifier, tokens))
 
 
 # Errors
