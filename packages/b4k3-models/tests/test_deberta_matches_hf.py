@@ -21,6 +21,7 @@ from family_checks import INITIALIZER_RANGE, TINY_BERT, assert_matches, padded_b
 from b4k3_layers import enable_lora
 from b4k3_models import CheckpointMismatchError, DeBERTa, build_transformer_model
 from b4k3_models.bert import FirstToken
+from b4k3_ops.positions import log_bucket_positions
 
 TINY_DEBERTA = {
     **TINY_BERT,
@@ -102,6 +103,15 @@ def test_mlm_logits_match_hugging_face(name, legacy, tmp_path_factory):
     assert_matches(predict(model, inputs), expected, mask)
     encoder = build_transformer_model(checkpoint_path=directory)  # the head's keys are known, not unused
     assert encoder.output.shape[-1] == CONFIGS[name]["hidden_size"]
+
+
+def test_log_buckets_match_hugging_face_at_deberta_v3_sizes():
+    """256 buckets up to 512 positions (every DeBERTa-v3), distances well past both."""
+    from transformers.models.deberta_v2.modeling_deberta_v2 import make_log_bucket_position
+
+    relative = np.arange(-1500, 1501)
+    expected = make_log_bucket_position(torch.tensor(relative), 256, 512).numpy()
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(log_bucket_positions(relative, 256, 512)), expected)
 
 
 # bert4keras3's DeBERTa `.weights.h5`: keras-nlp's layers, numbered by class in the model's order.
