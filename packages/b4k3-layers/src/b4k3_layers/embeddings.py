@@ -470,12 +470,12 @@ class DebertaRelativeEmbedding(KeepsTrainability, keras.layers.Layer):
     def compute_mask(self, inputs, mask=None):
         return None
 
+    def compute_output_shape(self, input_shape):
+        return [(2 * self.span, self.output_dim), (input_shape[1], input_shape[1])]
+
     def compute_output_spec(self, inputs):
-        length = inputs.shape[1]
-        return [
-            keras.KerasTensor((2 * self.span, self.output_dim), dtype=self.compute_dtype),
-            keras.KerasTensor((length, length), dtype="int32"),
-        ]
+        table, rows = self.compute_output_shape(inputs.shape)
+        return [keras.KerasTensor(table, dtype=self.compute_dtype), keras.KerasTensor(rows, dtype="int32")]
 
     def get_config(self):
         config = super().get_config()
