@@ -196,29 +196,29 @@ def test_bert4keras3_weights_file_that_does_not_fit_names_what_is_missing_and_un
 # Fine-tuning
 
 
-def test_classifier_on_top_trains_with_fit_and_lora_and_reloads(tmp_path):
+@pytest.mark.parametrize("name", ["v3", "v2_conv"])
+def test_classifier_on_top_trains_with_fit_and_lora_and_reloads(name, tmp_path):
+    config = CONFIGS[name]
     config_path = tmp_path / "config.json"
-    config_path.write_text(json.dumps({**V3, "model_type": "deberta-v2"}))
+    config_path.write_text(json.dumps({**config, "model_type": "deberta-v2"}))
     encoder = build_transformer_model(config_path=config_path)
     enable_lora(encoder, rank=2)
-    pooled = FirstToken()(encoder.output)
-    classifier = keras.Model(encoder.input, keras.layers.Dense(2, name="Classifier")(pooled))
-    classifier.get_layer("Classifier").trainable = True
+    classifier = keras.Model(encoder.input, keras.layers.Dense(2)(FirstToken()(encoder.output)))
     classifier.compile(optimizer=keras.optimizers.Adam(1e-2), loss=keras.losses.SparseCategoricalCrossentropy(True))
-    tokens, _ = padded_batch(V3["vocab_size"], lengths=(9, 9, 6, 4))
+    tokens, _ = padded_batch(config["vocab_size"], lengths=(9, 9, 6, 4))
+    inputs = [tokens, np.zeros_like(tokens)] if config["type_vocab_size"] else tokens
     labels = np.array([0, 1, 0, 1])
-    lora = [weight for weight in classifier.trainable_weights if "lora_kernel" in weight.path]
-    assert any("pos" not in weight.path and "MultiHeadSelfAttention" in weight.path for weight in lora)
+    assert any("MultiHeadSelfAttention/q_dense/lora_kernel_a" in weight.path for weight in classifier.trainable_weights)
     kernel = next(weight for weight in encoder.weights if weight.path.endswith("Attention/q_dense/kernel"))
     frozen = keras.ops.convert_to_numpy(kernel)
 
-    history = classifier.fit(tokens, labels, epochs=8, batch_size=4, verbose=0)
+    history = classifier.fit(inputs, labels, epochs=8, batch_size=4, verbose=0)
 
     assert history.history["loss"][-1] < history.history["loss"][0]
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(kernel), frozen)  # LoRA trains, the kernel stays
     classifier.save(tmp_path / "classifier.keras")
     reloaded = keras.saving.load_model(tmp_path / "classifier.keras")
-    assert_matches(predict(reloaded, tokens), predict(classifier, tokens))
+    assert_matches(predict(reloaded, inputs), predict(classifier, inputs))
 
 
 # Errors

@@ -44,6 +44,21 @@ def keras_path(layer, index=0):
     return f"layers/{layer}_{index}" if index else f"layers/{layer}"
 
 
+@keras.saving.register_keras_serializable(package="b4k3")
+class SameLengthConv1D(keras.layers.Conv1D):
+    """`Conv1D` with 'same' padding that passes the padding mask on: every position of its input
+    has one in its output (Keras' own drops the mask, warning that it does)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, padding="same", **kwargs)
+        self.supports_masking = True
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("padding")
+        return config
+
+
 class DeBERTa(BERT):
     """DeBERTa-v2/v3: BERT's blocks with disentangled attention, BERT's MLM head.
 
@@ -171,10 +186,9 @@ class DeBERTa(BERT):
         """`norm(x + act(conv(embeddings)))`, the convolution seeing zeros past the padding."""
         y = self.apply(
             embeddings,
-            keras.layers.Conv1D,
+            SameLengthConv1D,
             filters=self.hidden_size,
             kernel_size=self.conv_kernel_size,
-            padding="same",
             groups=self.conv_groups,
             kernel_initializer=self.initializer,
             name="Encoder-Conv",
