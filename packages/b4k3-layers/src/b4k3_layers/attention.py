@@ -262,6 +262,11 @@ class MultiHeadAttention(KeepsTrainability, keras.layers.Layer):
     ):
         if p_bias not in (None, *POSITION_BIASES):
             raise ValueError(f"p_bias must be one of {POSITION_BIASES} or None, got {p_bias!r}")
+        if p_bias == "disentangled" and not (isinstance(position_bias, (list, tuple)) and len(position_bias) == 2):
+            raise ValueError(
+                "p_bias='disentangled' takes position_bias=[relative embeddings, row of each pair] "
+                f"(DebertaRelativeEmbedding's outputs), got {type(position_bias).__name__}"
+            )
         if isinstance(inputs, (list, tuple)):
             query, key, value, key_mask, attention_bias, position_bias, cache, cache_index = self._unpack_list(
                 inputs, mask, a_bias, p_bias, use_cache, is_cache_update_index
