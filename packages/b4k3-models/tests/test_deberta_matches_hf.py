@@ -1,8 +1,8 @@
 """DeBERTa-v2/v3 loaded from Hugging Face `deberta-v2` directories gives transformers 5's
 `DebertaV2Model` and `DebertaV2ForMaskedLM` outputs on a padded batch, within 1e-5 relative /
 1e-4 absolute (fp32) at the real tokens, for several configurations (both disentangled terms or
-one, shared or own relative projections, absolute positions on or off, buckets fewer than the
-11-token rows, DeBERTa-v2's convolution). Weights are drawn at std 0.2, 1-d weights moved by noise.
+one, shared or own relative projections, absolute positions on or off or alone, buckets fewer than
+the 11-token rows, DeBERTa-v2's convolution). Weights are drawn at std 0.2, 1-d weights moved by noise.
 
 A `.weights.h5` written here in bert4keras3's layout (keras-nlp's DeBERTa-v3 layers) from the
 same Hugging Face weights loads to the same outputs; a classifier on top trains with `fit`, LoRA
@@ -56,6 +56,8 @@ CONFIGS = {
     },
     "c2p_own_keys": {**V3, "pos_att_type": ["c2p"], "share_att_key": False, "norm_rel_ebd": "none"},
     "p2c_absolute": {**V3, "pos_att_type": ["p2c"], "position_biased_input": True, "position_buckets": 4},
+    # No relative terms: absolute positions only, the logits still scaled as if both were summed.
+    "absolute_only": {**TINY_DEBERTA, "relative_attention": False, "pos_att_type": ["c2p", "p2c"]},
 }
 
 

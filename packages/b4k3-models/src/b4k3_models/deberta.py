@@ -80,7 +80,8 @@ class DeBERTa(BERT):
             `layer_norm_eps` to 1e-7), but `with_nsp`, `attention_key_size` and `query_head`.
 
     Embeddings are summed, projected (without bias) when `embedding_size` differs, normalized and
-    zeroed at padded positions, as Hugging Face's. DeBERTa is an encoder: it does not decode. The
+    zeroed at padded positions, as Hugging Face's. Hugging Face's `ContextPooler` (`pooler.dense`
+    of its classifiers) is `with_pool='gelu'`. DeBERTa is an encoder: it does not decode. The
     relative embeddings take one dropout for all blocks (Hugging Face: one per block).
     """
 
