@@ -182,6 +182,21 @@ def test_bert4keras3_weights_file_gives_hugging_faces_logits(bert4keras3_file):
     assert_matches(predict(model, inputs), hf_outputs(reference, ids, mask, segments).logits.numpy(), mask)
 
 
+def test_bert4keras3_config_and_weights_file_give_hugging_faces_logits(bert4keras3_file, tmp_path):
+    """bert4keras3's own config keys (`bucket_size`, `max_position`, which also bounds the log
+    buckets) with `model='deberta'`, as its users build the model."""
+    _, reference, path = bert4keras3_file
+    sizes = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "hidden_act")
+    config = {key: V3[key] for key in sizes}
+    config.update(max_position=V3["max_relative_positions"], bucket_size=V3["position_buckets"], segment_vocab_size=0)
+    (tmp_path / "bert4keras3_config.json").write_text(json.dumps(config))
+    inputs, ids, mask, segments = batch(V3)
+    model = build_transformer_model(
+        tmp_path / "bert4keras3_config.json", model="deberta", with_mlm="linear", keras_weights_path=path
+    )
+    assert_matches(predict(model, inputs), hf_outputs(reference, ids, mask, segments).logits.numpy(), mask)
+
+
 def test_bert4keras3_weights_file_that_does_not_fit_names_what_is_missing_and_unused(bert4keras3_file, tmp_path):
     directory, _, path = bert4keras3_file
     broken = tmp_path / "broken.weights.h5"
