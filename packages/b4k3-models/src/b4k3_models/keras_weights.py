@@ -8,6 +8,9 @@ Files bert4keras3 wrote for Gemma and Gemma2 hold the same weights under other p
 kept the EinsumDense projections as `query_dense`, `key_dense`, `value_dense`, `output_dense` (b4k3:
 `q_dense`...), and Gemma2's attention was a class of its own, `Gemma2Attention`. Such paths are
 read as b4k3's (`b4k3_path`) when the model has no variable under the file's own path.
+
+bert4keras3's DeBERTa was built from other layers (keras-nlp's) than b4k3's: its files are read as
+a checkpoint (`KerasWeightsFile`), which the family maps by their paths.
 """
 
 import logging

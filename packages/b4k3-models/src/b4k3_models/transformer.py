@@ -17,7 +17,8 @@ A family overrides hooks, never copies a method:
   `norm_placement` ('post', 'pre' or 'sandwich'; `sublayer_norms` and `norm_name` for blocks
   that place them otherwise) with `norm_layer` / `norm_arguments()`, and one `apply_block` that
   every family shares;
-- `apply_final_layers` (heads), `variable_mapping` (the checkpoint name map), `from_hf_config`;
+- `apply_final_layers` (heads), `variable_mapping` (the checkpoint name map), `from_hf_config`,
+  `load_keras_weights` (a `.weights.h5`, for families that read their predecessor's layout too);
 - `honoured_options`: the base options the family implements; any other given a value that
   would change the model is refused by name at construction (it would have no effect).
 
@@ -104,7 +105,7 @@ class Transformer:
     norm_placement = "post"
     norm_layer = LayerNormalization
     # The attention's `p_bias`: None (absolute or no positions), 'rotary', 'typical_relative'
-    # (NEZHA) or 't5_relative'.
+    # (NEZHA), 't5_relative' or 'disentangled' (DeBERTa).
     position_bias_kind = None
     # Pairs (plain spelling, bert4keras3's spelling) of one argument: given one, build_transformer_model
     # drops the other from the config it overrides.
