@@ -286,6 +286,8 @@ def test_flash_attention_switch_matches_the_default_path(monkeypatch):
         ({"logit_soft_cap": True}, "logit_soft_cap"),
         ({"rope_scaling": {"rope_type": "linear", "factor": 2.0}}, "rope_mode='keras'"),
         ({"rope_mode": "keras", "rope_scaling": {"rope_type": "yarn", "factor": 2.0}}, "'yarn' is not supported"),
+        ({"pos_att_type": ["c2p", "p2p"]}, r"pos_att_type entries must be among \('c2p', 'p2c'\), got \['p2p'\]"),
+        ({"heads": 2, "query_head": 4, "pos_att_type": ["c2p"]}, "one key head per query head"),
     ],
 )
 def test_bad_arguments_name_themselves(kwargs, message):
@@ -305,6 +307,8 @@ def test_unknown_position_bias_and_leftover_inputs_are_refused():
         layer(X, p_bias="alibi")
     with pytest.raises(ValueError, match="unused inputs"):
         layer([X, X, X, CAUSAL])
+    with pytest.raises(ValueError, match=r"p_bias='disentangled' takes position_bias=\[relative embeddings"):
+        layer(X, p_bias="disentangled", position_bias=np.zeros((4, 8), "float32"))
 
 
 def test_mixed_bfloat16_policy_computes_in_bfloat16_with_float32_softmax():

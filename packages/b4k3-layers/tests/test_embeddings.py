@@ -12,6 +12,7 @@ from keras import ops
 from layer_checks import assert_close, compiled, recording, run_layer_test, to_numpy
 
 from b4k3_layers.embeddings import (
+    DebertaRelativeEmbedding,
     Embedding,
     PositionEmbedding,
     RelativePositionEmbedding,
@@ -205,6 +206,41 @@ def test_relative_position_embedding_clips_key_minus_query(tmp_path):
     i, j = np.arange(5)[:, None], np.arange(9)[None]
     assert out.shape == (5, 9, 4)
     assert_close(out, table[np.clip(j - i, -3, 3) + 3])
+
+
+def deberta_rows(length, span, buckets, max_position):
+    """NumPy transcription of DeBERTa's row of each (query, key) pair: `i - j`, log-bucketed past
+    `buckets // 2` when `buckets > 0`, offset by `span` and clipped to the table."""
+    relative = np.arange(length)[:, None] - np.arange(length)[None]
+    if buckets > 0:
+        mid = buckets // 2
+        distance = np.where(np.abs(relative) < mid, mid - 1, np.abs(relative)).astype("float32")
+        logarithmic = np.ceil(np.log(distance / mid) / np.log((max_position - 1) / mid) * (mid - 1)) + mid
+        relative = np.where(distance <= mid, relative, logarithmic * np.sign(relative)).astype(int)
+    return np.clip(relative + span, 0, 2 * span - 1)
+
+
+@pytest.mark.parametrize(("buckets", "max_position", "span", "layer_norm"), [(6, 16, 6, True), (-1, 3, 3, False)])
+def test_deberta_relative_embedding_gives_its_table_and_each_pairs_row(
+    buckets, max_position, span, layer_norm, tmp_path
+):
+    make, made = recording(
+        lambda: DebertaRelativeEmbedding(
+            4, max_position, position_buckets=buckets, layer_norm=layer_norm, embeddings_initializer="uniform"
+        )
+    )
+    table, rows = run_layer_test(make, np.zeros((2, 11), dtype="int32"), tmp_path)
+    weights = to_numpy(made[0].embeddings.value)
+    if layer_norm:
+        centred = weights - weights.mean(-1, keepdims=True)
+        weights = centred / np.sqrt((centred**2).mean(-1, keepdims=True) + 1e-7)
+    assert_close(table, weights)
+    np.testing.assert_array_equal(rows, deberta_rows(11, span, buckets, max_position))
+
+
+def test_deberta_relative_embedding_needs_more_positions_than_exact_buckets():
+    with pytest.raises(ValueError, match="max_relative_positions=4 must exceed position_buckets // 2 \\+ 1 = 4"):
+        DebertaRelativeEmbedding(8, 4, position_buckets=6)
 
 
 def test_relative_position_embedding_rejects_bad_sizes():

@@ -134,6 +134,38 @@ def test_defaults_are_bert4keras3s_cls_and_sep(tmp_path):
     assert segment_ids == [0] * (len(first) + 2) + [1] * (len(second) + 1)
 
 
+def test_deberta_v3_layout_gives_hugging_faces_deberta_v2_tokenizer_ids(tmp_path):
+    """A model laid out as DeBERTa-v3's `spm.model` ([PAD], [CLS], [SEP], [UNK] as ids 0-3):
+    `SpTokenizer(path)` gives the ids and segment ids of transformers' `DebertaV2Tokenizer` loaded
+    from the same file, for single texts and pairs."""
+    import transformers
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(generated_lines(2000)), encoding="utf-8")
+    sentencepiece.SentencePieceTrainer.train(
+        input=str(corpus),
+        model_prefix=str(tmp_path / "spm"),
+        vocab_size=200,
+        character_coverage=1.0,
+        pad_id=0,
+        pad_piece="[PAD]",
+        bos_id=1,
+        bos_piece="[CLS]",
+        eos_id=2,
+        eos_piece="[SEP]",
+        unk_id=3,
+        unk_piece="[UNK]",
+        minloglevel=2,
+    )
+    reference = transformers.DebertaV2Tokenizer.from_pretrained(str(tmp_path))
+    tokenizer = SpTokenizer(str(tmp_path / "spm.model"))
+    for text in TEXTS:
+        assert tokenizer.encode(text)[0] == reference(text)["input_ids"], text
+    token_ids, segment_ids = tokenizer.encode(TEXTS[0], TEXTS[1])
+    expected = reference(TEXTS[0], TEXTS[1])
+    assert (token_ids, segment_ids) == (expected["input_ids"], expected["token_type_ids"])
+
+
 def test_gemma_style_wraps_in_bos_and_eos(sp_model):
     path, reference = sp_model
     tokenizer = SpTokenizer(path, token_start="<bos>", token_end="<eos>")

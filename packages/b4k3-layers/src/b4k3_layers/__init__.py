@@ -3,6 +3,7 @@
 from b4k3_layers.attention import MultiHeadAttention
 from b4k3_layers.batch_and_sequence import BatchConcat, BatchSplit, Concatenate1D
 from b4k3_layers.embeddings import (
+    DebertaRelativeEmbedding,
     Embedding,
     PositionEmbedding,
     RelativePositionEmbedding,
@@ -25,6 +26,7 @@ __all__ = [
     "BatchConcat",
     "BatchSplit",
     "Concatenate1D",
+    "DebertaRelativeEmbedding",
     "EfficientGlobalPointer",
     "Embedding",
     "FeedForward",

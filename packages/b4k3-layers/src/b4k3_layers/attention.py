@@ -1,9 +1,9 @@
 """Multi-head attention of bert4keras3: one layer for every family, from BERT to Llama and Gemma.
 
-Grouped-query heads, interleaved ("su") or half-split ("keras") rotary positions, NEZHA and T5
-relative positions, four normalizations, Gemma 2's logit soft-capping, and a KV cache written at an
-index, one for the batch or one per row (static shapes, so it runs inside a compiled decoding loop
-on every backend).
+Grouped-query heads, interleaved ("su") or half-split ("keras") rotary positions, NEZHA, T5 and
+DeBERTa (disentangled) relative positions, four normalizations, Gemma 2's logit soft-capping, and
+a KV cache written at an index, one for the batch or one per row (static shapes, so it runs inside
+a compiled decoding loop on every backend).
 """
 
 import math
@@ -21,7 +21,9 @@ from b4k3_ops.backend import align, apply_rotary_position_embeddings, attention_
 
 GQA_MODES = ("llama", "gemma")
 ROPE_MODES = ("su", "keras")
-POSITION_BIASES = ("rotary", "typical_relative", "t5_relative")
+POSITION_BIASES = ("rotary", "typical_relative", "t5_relative", "disentangled")
+# DeBERTa's disentangled terms: content-to-position and position-to-content.
+DISENTANGLED_TERMS = ("c2p", "p2c")
 
 
 def is_positive_number(value):
@@ -69,17 +71,27 @@ class MultiHeadAttention(KeepsTrainability, keras.layers.Layer):
         flatten_o_dense: bert4keras3's choice between two ways of merging the heads before the
             output projection (`flatten` or `reshape`), which give the same result; kept in the
             config, with no effect.
+        pos_att_type: DeBERTa's disentangled terms that `p_bias='disentangled'` adds to the
+            logits, among `'c2p'` (each query against the keys' relative embeddings) and `'p2c'`
+            (each key against the queries'); both read the relative embedding of the pair's
+            distance. Not with grouped-query heads.
+        share_att_key: project the relative embeddings with the query and key projections
+            (DeBERTa-v3); False gives them projections of their own, `pos_k_dense` (for 'c2p') and
+            `pos_q_dense` (for 'p2c').
 
     Call, keyword form: `layer(query, key=None, value=None, key_mask=None, attention_bias=None,
     p_bias=None, position_bias=None, cache=None, cache_index=None)`. `attention_bias` is a bool
     mask or an additive bias broadcastable to `(batch, heads, q_len, k_len)` (e.g. causal);
     `p_bias` is `'rotary'`, `'typical_relative'` or `'t5_relative'` with `position_bias` its
     table (a relative one `(q_len, k_len, ...)`, or `(batch, q_len, k_len, ...)` when each row
-    decodes at its own positions); `cache` is `(batch, 2, max_len, heads, head_size)` (keys, values), written at
-    `cache_index` when given, and returned updated. `cache_index` is a Python int or a scalar
-    tensor (every row writes its new tokens from there), or a `(batch,)` int tensor: row `b` writes
-    its token `t` at `cache_index[b] + t`, and its rotary positions start at `cache_index[b]`, so
-    the rows of a batch can decode at different positions. A position outside the cache is not
+    decodes at its own positions), or `'disentangled'` with `position_bias` the pair `[relative
+    embeddings (rows, hidden), row of each (query, key) pair (q_len, k_len) int]` of
+    `DebertaRelativeEmbedding` (self-attention: q_len == k_len); `cache` is `(batch, 2, max_len,
+    heads, head_size)` (keys, values), written at `cache_index` when given, and returned updated.
+    `cache_index` is a Python int or a scalar tensor (every row writes its new tokens from there),
+    or a `(batch,)` int tensor: row `b` writes its token `t` at `cache_index[b] + t`, and its
+    rotary positions start at `cache_index[b]`, so the rows of a batch can decode at different
+    positions. A position outside the cache is not
     written. (With rope_mode `'su'` and a table given, the table sets the positions.)
 
     Call, bert4keras3's list form: `layer([q, k, v, (bias), (rotary table), (cache), (index),
@@ -111,6 +123,8 @@ class MultiHeadAttention(KeepsTrainability, keras.layers.Layer):
         logit_soft_cap=None,
         rope_scaling=None,
         flatten_o_dense=True,
+        pos_att_type=(),
+        share_att_key=True,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -126,6 +140,14 @@ class MultiHeadAttention(KeepsTrainability, keras.layers.Layer):
             raise ValueError(f"attention_scale must be True, False or a positive number, got {attention_scale!r}")
         if not (logit_soft_cap is None or is_positive_number(logit_soft_cap)):
             raise ValueError(f"logit_soft_cap must be None or a positive number, got {logit_soft_cap!r}")
+        pos_att_type = tuple(pos_att_type or ())
+        unknown = [term for term in pos_att_type if term not in DISENTANGLED_TERMS]
+        if unknown:
+            raise ValueError(f"pos_att_type entries must be among {DISENTANGLED_TERMS}, got {unknown}")
+        if pos_att_type and query_head != heads:
+            raise ValueError(
+                f"pos_att_type needs one key head per query head, got heads={heads}, query_head={query_head}"
+            )
         if rope_scaling is not None and rope_mode != "keras":
             raise ValueError(
                 f"rope_scaling applies to rope_mode='keras' (with rope_mode={rope_mode!r} the caller passes the "
@@ -151,6 +173,8 @@ class MultiHeadAttention(KeepsTrainability, keras.layers.Layer):
         self.logit_soft_cap = None if logit_soft_cap is None else float(logit_soft_cap)
         self.rope_scaling = None if rope_scaling is None else dict(rope_scaling)
         self.flatten_o_dense = bool(flatten_o_dense)
+        self.pos_att_type = pos_att_type
+        self.share_att_key = bool(share_att_key)
         self.supports_masking = True
         self.dropout = keras.layers.Dropout(attention_dropout) if attention_dropout else None
         # 'su' rotates by the caller's sinusoidal table when one is given (bert4keras3's form), else
@@ -195,6 +219,13 @@ class MultiHeadAttention(KeepsTrainability, keras.layers.Layer):
             self.v_dense = self._dense("v_dense", self.head_size * self.heads, self.use_bias, v_shape)
             o_input = (*q_shape[:-1], self.head_size * self.query_head)
             self.o_dense = self._dense("o_dense", out_dim, self.o_bias, o_input)
+        if not self.share_att_key:
+            # DeBERTa-v2's own projections of the relative embeddings (rows, hidden).
+            table_shape = (None, q_shape[-1])
+            if "c2p" in self.pos_att_type:
+                self.pos_k_dense = self._dense("pos_k_dense", self.key_size * self.heads, True, table_shape)
+            if "p2c" in self.pos_att_type:
+                self.pos_q_dense = self._dense("pos_q_dense", self.key_size * self.heads, True, table_shape)
 
     def _dense(self, name, units, use_bias, input_shape):
         initializer = self.kernel_initializer
@@ -231,6 +262,11 @@ class MultiHeadAttention(KeepsTrainability, keras.layers.Layer):
     ):
         if p_bias not in (None, *POSITION_BIASES):
             raise ValueError(f"p_bias must be one of {POSITION_BIASES} or None, got {p_bias!r}")
+        if p_bias == "disentangled" and not (isinstance(position_bias, (list, tuple)) and len(position_bias) == 2):
+            raise ValueError(
+                "p_bias='disentangled' takes position_bias=[relative embeddings, row of each pair] "
+                f"(DebertaRelativeEmbedding's outputs), got {type(position_bias).__name__}"
+            )
         if isinstance(inputs, (list, tuple)):
             query, key, value, key_mask, attention_bias, position_bias, cache, cache_index = self._unpack_list(
                 inputs, mask, a_bias, p_bias, use_cache, is_cache_update_index
@@ -308,6 +344,8 @@ class MultiHeadAttention(KeepsTrainability, keras.layers.Layer):
                     scores = scores + ops.transpose(position_bias, (0, 3, 1, 2))
                 else:
                     scores = scores + ops.expand_dims(ops.transpose(position_bias, (2, 0, 1)), 0)
+            elif p_bias == "disentangled":
+                scores = scores + self._disentangled_scores(qw, kw, *position_bias, ops.shape(scores))
             if self.attention_scale is True:
                 scores = scores / math.sqrt(self.key_size)
             elif self.attention_scale:
@@ -331,6 +369,30 @@ class MultiHeadAttention(KeepsTrainability, keras.layers.Layer):
         if cache is not None:
             outputs.append(cache)
         return outputs[0] if len(outputs) == 1 else outputs
+
+    def _disentangled_scores(self, qw, kw, table, rows, shape):
+        """DeBERTa's 'c2p' and 'p2c' logits `(batch, heads, q_len, k_len)`: query `i` against the
+        relative key of row `rows[i, j]`, and key `j` against the relative query of that row.
+
+        Each side is first scored against every row of the table, `(batch, heads, len, rows)`, then
+        the pair's row is gathered: far cheaper than a vector per pair. Row `rows[i, j]` is the
+        distance `i - j` as 'p2c' reads it from key `j`'s side too (buckets are symmetric)."""
+        scores = 0
+        rows = ops.cast(rows, "int32")
+        if "c2p" in self.pos_att_type:
+            position_keys = self._project_table(self.k_dense if self.share_att_key else self.pos_k_dense, table)
+            by_row = ops.einsum("bqhd,rhd->bhqr", qw, position_keys)
+            scores = scores + ops.take_along_axis(by_row, ops.broadcast_to(rows, shape), axis=3)
+        if "p2c" in self.pos_att_type:
+            position_queries = self._project_table(self.q_dense if self.share_att_key else self.pos_q_dense, table)
+            by_row = ops.einsum("bkhd,rhd->bhkr", kw, position_queries)
+            gathered = ops.take_along_axis(by_row, ops.broadcast_to(ops.transpose(rows), shape), axis=3)
+            scores = scores + ops.transpose(gathered, (0, 1, 3, 2))
+        return scores
+
+    def _project_table(self, dense, table):
+        """The relative embeddings `(rows, hidden)` projected to `(rows, heads, key_size)`."""
+        return self._project(dense, table[None], self.heads, self.key_size)[0]
 
     def key_value_cache(self, key, value=None):
         """The read-only cache `(batch, 2, len, heads, head_size)` of a fixed `key` / `value`
@@ -448,6 +510,8 @@ class MultiHeadAttention(KeepsTrainability, keras.layers.Layer):
                 "logit_soft_cap": self.logit_soft_cap,
                 "rope_scaling": None if self.rope_scaling is None else dict(self.rope_scaling),
                 "flatten_o_dense": self.flatten_o_dense,
+                "pos_att_type": list(self.pos_att_type),
+                "share_att_key": self.share_att_key,
             }
         )
         return config

@@ -1,5 +1,5 @@
 """Token and position embeddings of bert4keras3: a token `Embedding` that doubles as a tied LM
-head, absolute (learned, hierarchical, sinusoidal) and relative (Shaw et al., T5) positions.
+head, absolute (learned, hierarchical, sinusoidal) and relative (Shaw et al., T5, DeBERTa) positions.
 Rotary positions are in `rotary.py`."""
 
 import math
@@ -7,10 +7,12 @@ import numbers
 
 import keras
 
+from b4k3_layers.norms import LayerNormalization
 from b4k3_layers.trainability import KeepsTrainability
 from b4k3_ops import ops
 from b4k3_ops.backend import Sinusoidal, sinusoidal_embeddings  # noqa: F401 (Sinusoidal: where NEZHA takes it from)
 from b4k3_ops.checks import check_positive_int
+from b4k3_ops.positions import log_bucket_positions
 
 MERGE_MODES = ("add", "mul", "zero", "concat")
 
@@ -390,4 +392,99 @@ class RelativePositionEmbeddingT5(RelativePositionEmbedding):
     def get_config(self):
         config = super().get_config()
         config.update(max_distance=self.max_distance, bidirectional=self.bidirectional)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="b4k3")
+class DebertaRelativeEmbedding(KeepsTrainability, keras.layers.Layer):
+    """DeBERTa's relative positions: the table of `2 * span` relative embeddings (layer-normalized
+    when `layer_norm`) and, for a sequence, the row each (query, key) pair reads.
+
+    The pair `(i, j)` reads row `clip(r + span, 0, 2 * span - 1)` of `r = i - j`, bucketed
+    logarithmically (`log_bucket_positions`) when `position_buckets > 0`; `span` is
+    `position_buckets`, or `max_relative_positions` without buckets. The attention projects the
+    table itself (`p_bias='disentangled'`), so the table is returned whole rather than gathered
+    per pair, which would cost `len ** 2 * output_dim`.
+
+    Args:
+        output_dim: size of each embedding (the hidden size).
+        max_relative_positions: the longest distance told apart.
+        position_buckets: number of buckets per direction; 0 or less for no buckets.
+        layer_norm: normalize the table (Hugging Face's `norm_rel_ebd='layer_norm'`).
+        epsilon: of that normalization.
+        embeddings_initializer: initializer of the table.
+
+    Call: `inputs` `(batch, len, ...)`, of which only the length is read. Returns `[table
+    (2 * span, output_dim), rows (len, len) int32]`.
+
+    Example:
+        >>> table, rows = DebertaRelativeEmbedding(8, 16, position_buckets=4)(np.zeros((2, 5)))  # (8, 8), (5, 5)
+    """
+
+    def __init__(
+        self,
+        output_dim,
+        max_relative_positions,
+        position_buckets=-1,
+        layer_norm=True,
+        epsilon=1e-7,
+        embeddings_initializer="zeros",
+        **kwargs,
+    ):
+        check_positive_int(type(self).__name__, output_dim=output_dim, max_relative_positions=max_relative_positions)
+        if position_buckets > 0 and max_relative_positions - 1 <= position_buckets // 2:
+            raise ValueError(
+                f"DebertaRelativeEmbedding: max_relative_positions={max_relative_positions} must exceed "
+                f"position_buckets // 2 + 1 = {position_buckets // 2 + 1} (the distances kept as they are)"
+            )
+        super().__init__(**kwargs)
+        self.output_dim = output_dim
+        self.max_relative_positions = max_relative_positions
+        self.position_buckets = position_buckets
+        self.layer_norm = layer_norm
+        self.epsilon = epsilon
+        self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
+
+    @property
+    def span(self):
+        return self.position_buckets if self.position_buckets > 0 else self.max_relative_positions
+
+    def build(self, input_shape):
+        shape = (2 * self.span, self.output_dim)
+        self.embeddings = self.add_weight(name="embeddings", shape=shape, initializer=self.embeddings_initializer)
+        self.norm = None
+        if self.layer_norm:
+            self.norm = LayerNormalization(epsilon=self.epsilon, dtype=self.dtype_policy, name="norm")
+            self.norm.build(shape)
+
+    def call(self, inputs):
+        table = ops.cast(self.embeddings, self.compute_dtype)
+        if self.norm is not None:
+            table = self.norm(table)
+        positions = ops.arange(ops.shape(inputs)[1], dtype="int32")
+        relative = positions[:, None] - positions[None, :]
+        if self.position_buckets > 0:
+            relative = log_bucket_positions(relative, self.position_buckets, self.max_relative_positions)
+        return [table, ops.clip(relative + self.span, 0, 2 * self.span - 1)]
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+    def compute_output_shape(self, input_shape):
+        return [(2 * self.span, self.output_dim), (input_shape[1], input_shape[1])]
+
+    def compute_output_spec(self, inputs):
+        table, rows = self.compute_output_shape(inputs.shape)
+        return [keras.KerasTensor(table, dtype=self.compute_dtype), keras.KerasTensor(rows, dtype="int32")]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            output_dim=self.output_dim,
+            max_relative_positions=self.max_relative_positions,
+            position_buckets=self.position_buckets,
+            layer_norm=self.layer_norm,
+            epsilon=self.epsilon,
+            embeddings_initializer=keras.initializers.serialize(self.embeddings_initializer),
+        )
         return config

@@ -4,6 +4,7 @@ from b4k3_models.albert import ALBERT, ALBERT_Unshared
 from b4k3_models.bert import BERT
 from b4k3_models.build import build_transformer_model
 from b4k3_models.checkpoints import DictCheckpoint, SafetensorsCheckpoint, TFCheckpoint, open_checkpoint
+from b4k3_models.deberta import DeBERTa
 from b4k3_models.electra import ELECTRA
 from b4k3_models.gau import GAU_alpha
 from b4k3_models.gguf_checkpoint import GGUFCheckpoint
@@ -38,6 +39,7 @@ __all__ = [
     "ALBERT_Unshared",
     "CheckpointMismatchError",
     "CheckpointMismatchWarning",
+    "DeBERTa",
     "DictCheckpoint",
     "GAU_alpha",
     "GGUFCheckpoint",

@@ -78,6 +78,8 @@ class BERT(CachedDecoding, Transformer):
     )
     embedding_steps = ("token", "segment", "position", "norm", "dropout", "mapping")
     norm_placement = "post"
+    # Whether the projection of factorized embeddings (`Embedding-Mapping`) has a bias.
+    embedding_mapping_bias = True
     # The prefixes of the base model's keys in Hugging Face checkpoints saved from a `*For*` class.
     hf_base_prefixes = ("bert.", "roberta.")
 
@@ -175,7 +177,12 @@ class BERT(CachedDecoding, Transformer):
         if self.embedding_size == self.hidden_size:
             return x
         return self.apply(
-            x, keras.layers.Dense, units=self.hidden_size, kernel_initializer=self.initializer, name="Embedding-Mapping"
+            x,
+            keras.layers.Dense,
+            units=self.hidden_size,
+            use_bias=self.embedding_mapping_bias,
+            kernel_initializer=self.initializer,
+            name="Embedding-Mapping",
         )
 
     def norm_arguments(self):

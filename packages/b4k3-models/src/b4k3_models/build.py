@@ -9,7 +9,6 @@ from b4k3_layers import enable_lora
 from b4k3_models.config_checks import check_checkpoint_path, read_config_file, with_model_type
 from b4k3_models.gguf_checkpoint import GGUFCheckpoint, is_gguf_file
 from b4k3_models.hf_configs import is_hf_config
-from b4k3_models.keras_weights import load_keras_weights
 from b4k3_models.language_models import LM_Mask, extend_with_language_model, extend_with_unified_language_model
 from b4k3_models.registry import MODELS, lookup_model, model_version, translate_hf_config
 from b4k3_models.t5 import T5_Base
@@ -119,7 +118,7 @@ def build_transformer_model(
     transformer = family(**arguments)
     transformer.build(**build_kwargs)
     if keras_weights_path is not None:
-        load_keras_weights(transformer.model, keras_weights_path, transformer.ignore_invalid_weights)
+        transformer.load_keras_weights(keras_weights_path)
     if lora_enabled():
         enable_lora(transformer.model, rank=transformer.attention_head_size)
     if checkpoint_path is not None:

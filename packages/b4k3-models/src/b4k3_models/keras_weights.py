@@ -8,6 +8,9 @@ Files bert4keras3 wrote for Gemma and Gemma2 hold the same weights under other p
 kept the EinsumDense projections as `query_dense`, `key_dense`, `value_dense`, `output_dense` (b4k3:
 `q_dense`...), and Gemma2's attention was a class of its own, `Gemma2Attention`. Such paths are
 read as b4k3's (`b4k3_path`) when the model has no variable under the file's own path.
+
+bert4keras3's DeBERTa was built from other layers (keras-nlp's) than b4k3's: its files are read as
+a checkpoint (`KerasWeightsFile`), which the family maps by their paths.
 """
 
 import logging
@@ -16,6 +19,7 @@ import re
 
 import h5py
 
+from b4k3_models.checkpoints import CheckpointReader
 from b4k3_models.weight_maps import LoadReport
 
 LOGGER = logging.getLogger(__name__)
@@ -82,6 +86,21 @@ def stored_entries(path):
     if skipped:
         LOGGER.debug("%s: skipped %d arrays of training state (%s)", path, skipped, ", ".join(TRAINING_STATE))
     return shapes
+
+
+class KerasWeightsFile(CheckpointReader):
+    """A `.weights.h5` file read as a checkpoint, its keys the dataset paths
+    (`layers/<layer>/vars/<i>`): for files of another model's layout, which a family maps by those
+    paths (bert4keras3's DeBERTa)."""
+
+    format = "keras_weights"
+
+    def __init__(self, path):
+        super().__init__(str(path), stored_entries(path))
+
+    def _read(self, key):
+        with h5py.File(self.source, "r") as file:
+            return file[key][()]
 
 
 def load_keras_weights(model, path, ignore_invalid_weights=False):

@@ -1,7 +1,7 @@
 """The masks of a model: padding (and its extension over cached keys), causal (language model,
 sliding window) and UniLM masks computed from its inputs, the sum of attention logits that
 residual attention (RealFormer) passes from layer to layer, the sum that keeps Keras' padding mask
-flowing to the outputs, and the soft cap that bounds logits."""
+flowing to the outputs, the soft cap that bounds logits, and the zeroing of padded positions."""
 
 import keras
 
@@ -155,3 +155,24 @@ class SoftCap(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "cap": self.cap}
+
+
+@keras.saving.register_keras_serializable(package="b4k3")
+class ZeroPadded(keras.layers.Layer):
+    """`x * mask[..., None]` for `[x, mask]`: hidden states `(batch, len, dim)` zero at the padded
+    positions of the bool `mask` `(batch, len)` (DeBERTa's embeddings, which its convolution reads
+    across positions). Keeps the padding mask of `x`."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def call(self, inputs):
+        x, mask = inputs
+        return x * ops.cast(mask, x.dtype)[..., None]
+
+    def compute_mask(self, inputs, mask=None):
+        return mask[0] if isinstance(mask, (list, tuple)) else mask
+
+    def compute_output_spec(self, inputs):
+        return keras.KerasTensor(inputs[0].shape, dtype=inputs[0].dtype)

@@ -8,6 +8,7 @@ import importlib
 
 from b4k3_models.albert import ALBERT, ALBERT_Unshared
 from b4k3_models.bert import BERT
+from b4k3_models.deberta import DeBERTa
 from b4k3_models.electra import ELECTRA
 from b4k3_models.gau import GAU_alpha
 from b4k3_models.gpt import GPT, GPT2, GPT2_ML
@@ -23,6 +24,10 @@ MODELS = {
     "albert": ALBERT,
     "albert_unshared": ALBERT_Unshared,
     "electra": ELECTRA,
+    "deberta": DeBERTa,
+    "deberta_v2": DeBERTa,
+    "deberta_v3": DeBERTa,
+    "mdeberta": DeBERTa,
     "nezha": NEZHA,
     "roformer": RoFormer,
     "roformer_v2": RoFormerV2,
@@ -53,6 +58,7 @@ HF_MODEL_TYPES = {
     "xlm-roberta": "roberta",
     "albert": "albert",
     "electra": "electra",
+    "deberta-v2": "deberta",
     "nezha": "nezha",
     "roformer": "roformer",
     "gau_alpha": "gau",

@@ -17,7 +17,8 @@ A family overrides hooks, never copies a method:
   `norm_placement` ('post', 'pre' or 'sandwich'; `sublayer_norms` and `norm_name` for blocks
   that place them otherwise) with `norm_layer` / `norm_arguments()`, and one `apply_block` that
   every family shares;
-- `apply_final_layers` (heads), `variable_mapping` (the checkpoint name map), `from_hf_config`;
+- `apply_final_layers` (heads), `variable_mapping` (the checkpoint name map), `from_hf_config`,
+  `load_keras_weights` (a `.weights.h5`, for families that read their predecessor's layout too);
 - `honoured_options`: the base options the family implements; any other given a value that
   would change the model is refused by name at construction (it would have no effect).
 
@@ -33,6 +34,7 @@ import numpy as np
 from b4k3_layers import Concatenate1D, Embedding, LayerNormalization, MultiHeadAttention
 from b4k3_models.checkpoints import open_checkpoint
 from b4k3_models.keras_model import TransformerModel
+from b4k3_models.keras_weights import load_keras_weights
 from b4k3_models.masks import CachedKeyMask, PaddingMask, ResidualAttentionBias
 from b4k3_models.weight_maps import Weight, layer_variables, load_mapped_weights
 from b4k3_ops.checks import check_positive_int
@@ -103,7 +105,7 @@ class Transformer:
     norm_placement = "post"
     norm_layer = LayerNormalization
     # The attention's `p_bias`: None (absolute or no positions), 'rotary', 'typical_relative'
-    # (NEZHA) or 't5_relative'.
+    # (NEZHA), 't5_relative' or 'disentangled' (DeBERTa).
     position_bias_kind = None
     # Pairs (plain spelling, bert4keras3's spelling) of one argument: given one, build_transformer_model
     # drops the other from the config it overrides.
@@ -604,6 +606,11 @@ class Transformer:
             )
         finally:
             reader.close()
+
+    def load_keras_weights(self, path):
+        """Loads a Keras `.weights.h5` file saved from this model (`keras_weights.load_keras_weights`,
+        as strict as a checkpoint). Families that read another layout too override it."""
+        return load_keras_weights(self.model, path, self.ignore_invalid_weights)
 
     def _as_weight_map(self, mapping):
         weight_map = {}

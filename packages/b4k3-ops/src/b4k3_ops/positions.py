@@ -1,4 +1,5 @@
-"""Sinusoidal position tables and the interleaved ("su") rotary position embedding."""
+"""Sinusoidal position tables, the interleaved ("su") rotary position embedding and DeBERTa's
+log-bucketed relative positions."""
 
 import keras
 from keras import ops
@@ -41,6 +42,24 @@ def apply_rotary_position_embeddings(sinusoidal, *tensors):
         rotated = ops.reshape(ops.stack([-halves[..., 1], halves[..., 0]], axis=-1), ops.shape(tensor))
         outputs.append(tensor * ops.cast(cos, tensor.dtype) + rotated * ops.cast(sin, tensor.dtype))
     return outputs[0] if len(outputs) == 1 else outputs
+
+
+def log_bucket_positions(relative, buckets, max_position):
+    """DeBERTa's buckets of relative positions: distances under `buckets // 2` kept as they are,
+    longer ones spaced logarithmically up to `max_position`, so `buckets` rows cover them all.
+
+    The float32 steps are Hugging Face's `make_log_bucket_position`, so a distance that lands
+    on a bucket edge lands on the same side of it. Returns int32 of `relative`'s shape.
+    """
+    relative = ops.cast(relative, "int32")
+    mid = buckets // 2
+    near = ops.logical_and(relative < mid, relative > -mid)
+    distance = ops.cast(ops.where(near, mid - 1, ops.abs(relative)), "float32")
+    scale = ops.log(ops.convert_to_tensor((max_position - 1) / mid, "float32"))
+    # The maximum keeps log away from 0 where the distance is kept as it is anyway.
+    logarithmic = ops.ceil(ops.log(ops.maximum(distance, 1.0) / mid) / scale * (mid - 1)) + mid
+    bucketed = ops.cast(logarithmic, "int32") * ops.sign(relative)
+    return ops.where(distance <= mid, relative, bucketed)
 
 
 @keras.saving.register_keras_serializable(package="b4k3")
