@@ -196,6 +196,11 @@ class MultiHeadAttention(KeepsTrainability, keras.layers.Layer):
             o_input = (*q_shape[:-1], self.head_size * self.query_head)
             self.o_dense = self._dense("o_dense", out_dim, self.o_bias, o_input)
 
+    def projection_roles(self):
+        """`{sublayer attribute: 'in' or 'out'}`: the projections into heads and the one back, for
+        tensor-parallel sharding (`b4k3_models.get_layout_map`)."""
+        return {"q_dense": "in", "k_dense": "in", "v_dense": "in", "o_dense": "out"}
+
     def _dense(self, name, units, use_bias, input_shape):
         initializer = self.kernel_initializer
         return dense_sublayer(self, name, units, input_shape, use_bias=use_bias, kernel_initializer=initializer)
