@@ -4,8 +4,8 @@ embeddings, the outputs stay close to float32, and b4k3-generate decodes a quant
 Tolerances, stated against the float32 model: the outputs of the tiny random families within 3%
 of their largest value (measured at most 1.1%, RoFormerV2); the tiny Llama loaded from a Hugging
 Face checkpoint (weights of std 0.2, logits up to ~4) within 8% (measured 5.1%), and its greedy
-choice along float32's greedy continuation the same at 85% of the steps or more (measured 89.6%,
-43 of 48, on jax, torch and tensorflow: a tiny random model has many near ties).
+choice along float32's greedy continuation the same at 90% of the steps or more (measured 97.9%,
+47 of 48, on jax, torch and tensorflow; a tiny random model has near ties).
 """
 
 import warnings
@@ -22,7 +22,7 @@ from b4k3_models import build_transformer_model
 
 FAMILY_RTOL = 0.03
 LLAMA_RTOL = 0.08
-GREEDY_AGREEMENT = 0.85
+GREEDY_AGREEMENT = 0.9
 NEW_TOKENS = 12
 
 
