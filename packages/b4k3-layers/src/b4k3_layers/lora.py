@@ -82,34 +82,42 @@ def _lora_layers(model):
 
 
 def save_lora_adapters(model, path):
-    """Writes only the LoRA adapters of `model` to the HDF5 file `path` (e.g. `adapter.lora.h5`):
-    per adapted layer (by its path) its two matrices, rank and alpha. A few percent of the model's
-    size; `load_lora_adapters` puts them back on a model of the same architecture."""
+    """Writes what LoRA fine-tuning changed in `model`, and only that, to the HDF5 file `path` (e.g.
+    `adapter.lora.h5`): each adapted layer's two matrices, rank and alpha (under `lora/<layer
+    path>`), and the other weights left trainable beside them, the norms and a new head (under
+    `weights/<variable path>`). A few percent of the model's size; `load_lora_adapters` puts them
+    back on a model of the same architecture and base weights."""
     layers = _lora_layers(model)
     if not layers:
         raise ValueError("save_lora_adapters: the model has no LoRA adapters (enable_lora adds them)")
+    adapters = {id(matrix) for layer in layers for matrix in _adapters(layer)[0]}
     with h5py.File(path, "w") as file:
         for layer in layers:
-            group = file.create_group(layer.path)
+            group = file.create_group(f"lora/{layer.path}")
             group.attrs["rank"], group.attrs["alpha"] = layer.lora_rank, layer.lora_alpha
             for matrix, name in zip(_adapters(layer)[0], ("a", "b"), strict=True):
                 group.create_dataset(name, data=keras.ops.convert_to_numpy(matrix))
+        for weight in model.trainable_weights:
+            if id(weight) not in adapters:
+                file.create_dataset(f"weights/{weight.path}", data=keras.ops.convert_to_numpy(weight))
 
 
 def load_lora_adapters(model, path):
-    """Loads the adapters `save_lora_adapters` wrote into `model` (the same architecture, e.g.
-    built from the same checkpoint). Layers without adapters get them, with the file's rank and
-    alpha, and the model is frozen as `enable_lora` freezes it. A layer the file names that the
-    model lacks, or an adapter of another rank or shape, is an error naming each."""
+    """Loads what `save_lora_adapters` wrote into `model` (the same architecture and base weights,
+    e.g. built from the same checkpoint). Layers without adapters get them, with the file's rank
+    and alpha, and the model is frozen as `enable_lora` freezes it. A layer or weight the file
+    names that the model lacks, or an adapter of another rank or shape, is an error naming each."""
     layers = {layer.path: layer for layer in model._flatten_layers(include_self=True)}
+    variables = {variable.path: variable for variable in model.weights}
     with h5py.File(path, "r") as file:
         saved = {
             name: (group.attrs["rank"].item(), group.attrs["alpha"].item(), group["a"][()], group["b"][()])
-            for name, group in _groups(file)
+            for name, group in _members(file["lora"], h5py.Group)
         }
-    unknown = sorted(set(saved) - set(layers))
+        weights = dict(_members(file["weights"], h5py.Dataset)) if "weights" in file else {}
+    unknown = sorted(set(saved) - set(layers)) + sorted(set(weights) - set(variables))
     if unknown:
-        raise ValueError(f"{path}: adapters of layers the model does not have: {unknown}")
+        raise ValueError(f"{path}: adapters or weights of layers the model does not have: {unknown}")
     wrong = [
         f"{name} (rank {rank}, the model's {layers[name].lora_rank})"
         for name, (rank, *_) in saved.items()
@@ -120,24 +128,29 @@ def load_lora_adapters(model, path):
     new = {layers[name]: (rank, alpha) for name, (rank, alpha, *_) in saved.items() if not layers[name].lora_enabled}
     if new:
         _adapt(list(model._flatten_layers(include_self=True)), new)
-    for name, (_, _, a, b) in saved.items():
-        for matrix, value in zip(_adapters(layers[name])[0], (a, b), strict=True):
-            if tuple(matrix.shape) != value.shape:
-                raise ValueError(
-                    f"{path}: {matrix.path} has shape {value.shape} in the file, {tuple(matrix.shape)} here"
-                )
-            matrix.assign(value)
+    values = [(variables[name], value) for name, value in weights.items()]
+    for name, (*_, a, b) in saved.items():
+        values += zip(_adapters(layers[name])[0], (a, b), strict=True)
+    for variable, value in values:
+        if tuple(variable.shape) != value.shape:
+            raise ValueError(
+                f"{path}: {variable.path} has shape {value.shape} in the file, {tuple(variable.shape)} here"
+            )
+        variable.assign(value)
 
 
-def _groups(file):
-    """`(path, group)` of every HDF5 group holding an adapter (layer paths nest, as groups do)."""
+def _members(group, kind):
+    """`(path within group, member)` of the HDF5 members below `group` of `kind`: an adapter's
+    group (holding matrices `a` and `b`), or a weight's dataset (then its value)."""
     found = []
 
     def visit(name, item):
-        if isinstance(item, h5py.Group) and "a" in item:
+        if kind is h5py.Group and isinstance(item, h5py.Group) and "a" in item:
             found.append((name, item))
+        elif kind is h5py.Dataset and isinstance(item, h5py.Dataset):
+            found.append((name, item[()]))
 
-    file.visititems(visit)
+    group.visititems(visit)
     return found
 
 
