@@ -1,4 +1,4 @@
-"""Run by `test_layout_map.py` in a fresh JAX process with 8 simulated CPU devices
+"""Run by `test_sharding.py` in a fresh JAX process with 8 simulated CPU devices
 (`XLA_FLAGS=--xla_force_host_platform_device_count=8`, which must be set before JAX starts):
 runs a tiny Llama and a tiny BERT unsharded, then under a 2 x 4 (batch x model) `ModelParallel`
 with b4k3's layout map, then a BERT under an 8-device `DataParallel`, and prints one JSON line
