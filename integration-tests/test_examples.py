@@ -121,7 +121,19 @@ def check_downstream_decoder(output):
     assert len(re.findall(r"^  \[", output, re.MULTILINE)) > 1, f"no streamed steps:\n{output}"
 
 
+def check_lora_classifier(output):
+    """Trained on the tiny set, the classifier gets the two test sentences right, and the reloaded
+    adapter (a file under 1 MiB) and the merged model predict what the fine-tuned model did."""
+    assert printed_backend(output) == os.environ.get("KERAS_BACKEND", "jax")
+    assert float(re.search(r"^training accuracy after \d+ epochs: (\d\.\d+)$", output, re.MULTILINE).group(1)) == 1.0
+    assert float(re.search(r"^adapter file: (\d+) KiB", output, re.MULTILINE).group(1)) < 1024, output
+    assert re.findall(r"^  (\w+) +\d\.\d{3}  ", output, re.MULTILINE) == ["food", "finance"], output
+    assert "reloaded adapter predicts the same: True" in output, output
+    assert "merged into the base weights, same predictions: True" in output, output
+
+
 OUTPUT_CHECKS = {
+    "lora_classifier.py": check_lora_classifier,
     "encode_sentences.py": check_encode_sentences,
     "chat.py": check_chat,
     "downstream_decoder.py": check_downstream_decoder,

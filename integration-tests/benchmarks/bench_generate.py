@@ -21,6 +21,13 @@ implementation loads that same directory and continues the same random 32-token 
   default `jit_compile="auto"`, and on torch with `jit_compile=True` too ("torch+compile": the
   decode step under `torch.compile`).
 
+With `--int8`, b4k3 also runs the same model after Keras' `model.quantize("int8")` on jax, torch
+and tensorflow ("b4k3-generate int8"), and the int8 / fp32 ratios of tokens/s and of weight
+memory are printed. Every row reports the worker's peak resident memory and, for b4k3, the bytes
+of its weights (int8 kernels and embeddings with their float32 scales). int8's greedy tokens are
+checked against HF's fp32 ones like the others: they may part from them after a near tie.
+`--model tiny` (a 2-layer Llama, vocab 1000) checks the benchmark itself in seconds.
+
 Each implementation runs in a fresh subprocess of this script (KERAS_BACKEND is fixed at import),
 pinned to the same cores with the same thread count. At each batch size the first call compiles
 (jax.jit, tf.function; keras-hub's jax.jit) and is timed on its own; then `--calls` calls are
@@ -35,10 +42,13 @@ numbers, torch's most (its OpenMP threads wait for each other, and eager per-op 
 paid on every step): the load average before and after is printed.
 
     hatch run bench:run integration-tests/benchmarks/bench_generate.py [--model gpt2] [--calls 1] [--batch-sizes 1 8]
+        [--int8]
 """
 
 import argparse
+import functools
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -56,6 +66,7 @@ LLAMA_55M = {
     "max_position_embeddings": 2048,
     "tie_word_embeddings": False,
 }
+TINY_LLAMA = {**LLAMA_55M, "vocab_size": 1000, "hidden_size": 64, "num_hidden_layers": 2, "intermediate_size": 128}
 GPT2_124M = {"vocab_size": 50257, "n_embd": 768, "n_layer": 12, "n_head": 12, "n_positions": 1024}
 
 
@@ -73,6 +84,7 @@ class Model:
 
 MODELS = {
     "llama": Model("Llama 55M", LLAMA_55M, "LlamaForCausalLM", "Llama3CausalLM", {"with_lm": "linear"}),
+    "tiny": Model("Llama tiny (2 layers)", TINY_LLAMA, "LlamaForCausalLM", "Llama3CausalLM", {"with_lm": "linear"}),
     "gpt2": Model("GPT-2 124M", GPT2_124M, "GPT2LMHeadModel", "GPT2CausalLM", {"final_activation": "linear"}),
 }
 WORKERS = [
@@ -84,7 +96,13 @@ WORKERS = [
     ("b4k3", "torch+compile"),
     ("b4k3", "tensorflow"),
 ]
-NAMES = {"hf": "HF transformers", "keras-hub": "keras-hub CausalLM", "b4k3": "b4k3-generate"}
+INT8_WORKERS = [("b4k3-int8", "jax"), ("b4k3-int8", "torch"), ("b4k3-int8", "tensorflow")]
+NAMES = {
+    "hf": "HF transformers",
+    "keras-hub": "keras-hub CausalLM",
+    "b4k3": "b4k3-generate",
+    "b4k3-int8": "b4k3-generate int8",
+}
 # (name, numerator, denominator, batch size, goal): numerator / denominator in tokens/s.
 RATIOS = [
     ("b4k3 jax / keras-hub jax, batch 1", ("b4k3", "jax"), ("keras-hub", "jax"), 1, 1.1),
@@ -94,6 +112,12 @@ RATIOS = [
     ("b4k3 jax / keras-hub jax, batch 8", ("b4k3", "jax"), ("keras-hub", "jax"), 8, None),
     ("b4k3 jax / HF eager, batch 8", ("b4k3", "jax"), ("hf", "torch"), 8, None),
     ("b4k3 torch+compile / HF eager, batch 8", ("b4k3", "torch+compile"), ("hf", "torch"), 8, None),
+]
+# (name, numerator, denominator, batch size) of --int8: int8 / fp32 in tokens/s.
+INT8_RATIOS = [
+    (f"b4k3 int8 / fp32 {backend}, batch {batch_size}", ("b4k3-int8", backend), ("b4k3", backend), batch_size)
+    for batch_size in (1, 8)
+    for backend in ("jax", "torch", "tensorflow")
 ]
 # (implementation, batch size, tokens/s goal)
 SPEED_GOALS = [(("b4k3", "jax"), 1, 125.0), (("b4k3", "jax"), 8, 600.0)]
@@ -193,29 +217,43 @@ def keras_hub_generator(spec, directory):
     return call, "generate, greedy sampler"
 
 
-def b4k3_generator(spec, directory, jit_compile="auto"):
-    """b4k3's model built from the HF directory, and a `generate` call returning new tokens."""
+def b4k3_generator(spec, directory, jit_compile="auto", quantize=None):
+    """b4k3's model built from the HF directory (then `model.quantize(quantize)` when given), and a
+    `generate` call returning new tokens."""
+    import warnings
+
     from b4k3_generate import generate
     from b4k3_models import build_transformer_model
 
     model = build_transformer_model(checkpoint_path=directory, return_keras_model=False, **spec.logits_option)
+    if quantize:
+        with warnings.catch_warnings():  # one per layer that has no quantized form (norms, ...)
+            warnings.simplefilter("ignore", UserWarning)
+            model.model.quantize(quantize)
+    weights = sum(np.prod(weight.shape) * np.dtype(weight.dtype).itemsize for weight in model.model.weights)
 
     def call(ids, new_tokens):
         return np.asarray(generate(model, ids.tolist(), new_tokens, jit_compile=jit_compile))
 
-    return call, f"generate(jit_compile={jit_compile!r})"
+    return call, f"generate(jit_compile={jit_compile!r}), weights {weights / 2**20:.1f} MiB"
 
 
 def worker(args):
     """Runs one implementation in this process and prints its timings and tokens as one JSON line."""
     framework, _, compile_torch = args.backend.partition("+")
     threads = pin_threads(args.threads, "torch" if args.worker == "hf" else framework)
-    build = {"hf": hf_generator, "keras-hub": keras_hub_generator, "b4k3": b4k3_generator}[args.worker]
+    build = {
+        "hf": hf_generator,
+        "keras-hub": keras_hub_generator,
+        "b4k3": b4k3_generator,
+        "b4k3-int8": functools.partial(b4k3_generator, quantize="int8"),
+    }[args.worker]
     start = time.perf_counter()
     spec = MODELS[args.model]
     call, method = build(spec, args.weights, True) if compile_torch else build(spec, args.weights)
     result = {"method": method, "threads": threads, "load_s": time.perf_counter() - start}
     result["batches"] = time_batches(call, args, spec.vocab_size)
+    result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     report(result)
 
 
@@ -282,7 +320,8 @@ def print_table(results, args):
     """One row per implementation and batch size: speed, compile time, the check against HF."""
     reference = results["hf", "torch"]
     print(f"{'implementation':26}{'backend':12}{'batch':>6}{'tok/s':>9}{'s/call':>8}{'ms/token':>10}", end="")
-    print(f"{'1 token ms':>12}{'ms/step':>9}{'1st call s':>12}{'load s':>8}{'threads':>9}  {'vs HF greedy':28}method")
+    print(f"{'1 token ms':>12}{'ms/step':>9}{'1st call s':>12}{'load s':>8}{'RSS MiB':>9}{'threads':>9}", end="")
+    print(f"  {'vs HF greedy':28}method")
     for (implementation, backend), result in results.items():
         name = NAMES[implementation]
         if "error" in result:
@@ -297,6 +336,7 @@ def print_table(results, args):
             verdict = versus_hf(implementation, batch, reference, batch_size)
             print(f"{name:26}{backend:12}{batch_size:6}{speed:9.1f}{seconds:8.2f}{token_ms:10.2f}", end="")
             print(f"{one_token * 1e3:12.1f}{step_ms:9.2f}{batch['first_call_s']:12.2f}{result['load_s']:8.1f}", end="")
+            print(f"{result['peak_rss_mib']:9.0f}", end="")
             print(f"{result['threads']:9}  {verdict:28}", end="")
             print(result["method"])
 
@@ -306,6 +346,19 @@ def verdict(value, goal, unit):
     if goal is None:
         return ""
     return f"  (goal >= {goal:g}{unit}: " + ("n/a)" if value is None else ("met)" if value >= goal else "missed)"))
+
+
+def print_int8_ratios(results, args):
+    """int8 / fp32 of b4k3's tokens/s per backend and batch size, and of the weights' bytes."""
+    for name, ours, theirs, batch_size in INT8_RATIOS:
+        if batch_size not in args.batch_sizes:
+            continue
+        mine, other = (tokens_per_second(results[key], batch_size, args) for key in (ours, theirs))
+        print(f"{name:40}" + ("n/a (a run failed)" if mine is None or other is None else f"{mine / other:.2f}x"))
+    sizes = [
+        results[key].get("method", "").rpartition("weights ")[2] for key in (("b4k3-int8", "jax"), ("b4k3", "jax"))
+    ]
+    print(f"{'b4k3 weights, int8 / fp32':40}{sizes[0]} / {sizes[1]}")
 
 
 def print_goals(results, args):
@@ -332,6 +385,7 @@ def main():
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--prompt-length", type=int, default=32)
     parser.add_argument("--new-tokens", type=int, default=128, help="greedy tokens generated per row")
+    parser.add_argument("--int8", action="store_true", help="also b4k3 after model.quantize('int8')")
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)), help="cores and threads each")
     parser.add_argument("--worker", choices=list(NAMES), help=argparse.SUPPRESS)
     parser.add_argument("--backend", help=argparse.SUPPRESS)
@@ -355,7 +409,7 @@ def main():
         print(f"parameters: {parameters / 1e6:.1f}M, weights {weight_bytes / 2**20:.0f} MiB", end="")
         print(f", {read_bytes / 2**20:.0f} MiB read by a step")
         results = {}
-        for implementation, backend in WORKERS:
+        for implementation, backend in WORKERS + (INT8_WORKERS if args.int8 else []):
             results[implementation, backend] = run_worker(implementation, backend, args, directory)
             print(f"  done: {NAMES[implementation]} {backend}", flush=True)
     print_table(results, args)
@@ -363,6 +417,8 @@ def main():
     print(f"ms/step: the other {args.new_tokens - 1} steps' mean; 1st call s: the first full call (compiles)")
     print_bound(weight_bytes, read_bytes)
     print_goals(results, args)
+    if args.int8:
+        print_int8_ratios(results, args)
     print(f"load average (1, 5, 15 min) before: {load_before}, after: {load_average()}")
     packages = ["torch", "transformers", "keras", "keras-hub", "jax", "tensorflow-cpu"]
     print(f"python {sys.version.split()[0]}, " + ", ".join(f"{name} {installed(name)}" for name in packages))

@@ -10,7 +10,14 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from b4k3_generate.arguments import check_length, check_prompts, check_token_ids, check_transformer
-from b4k3_generate.loop import DecodeLoop, DecodeSettings, cache_lengths, check_jit_compile, compiled
+from b4k3_generate.loop import (
+    DecodeLoop,
+    DecodeSettings,
+    cache_lengths,
+    check_jit_compile,
+    compiled,
+    decoding_variables,
+)
 from b4k3_generate.processors import check_processing
 from b4k3_generate.samplers import check_sampling
 from b4k3_ops.checks import check_bool
@@ -131,16 +138,19 @@ class Decoder:
 
 
 # One decoder per transformer, settings and jit_compile, reused by every call that asks for the
-# same (compiling is the slow part); dropped with the transformer.
+# same (compiling is the slow part) while the model keeps its variables; dropped with the transformer.
 _DECODERS = weakref.WeakKeyDictionary()
 
 
 def decoder(transformer, settings, jit_compile="auto"):
-    """The `Decoder` of `transformer` with `settings`, compiled once."""
+    """The `Decoder` of `transformer` with `settings`, compiled once for the model's current
+    variables: a model whose variables were replaced since (`model.quantize('int8')`, LoRA
+    adapters added) is compiled again, where the old compiled loop would still read the old ones."""
+    variables = tuple(id(variable) for variable in decoding_variables(transformer))
     decoders = _DECODERS.setdefault(transformer, {})
-    if (settings, jit_compile) not in decoders:
-        decoders[settings, jit_compile] = Decoder(transformer, settings, jit_compile)
-    return decoders[settings, jit_compile]
+    if (settings, jit_compile, variables) not in decoders:
+        decoders[settings, jit_compile, variables] = Decoder(transformer, settings, jit_compile)
+    return decoders[settings, jit_compile, variables]
 
 
 class CacheModel:

@@ -14,7 +14,7 @@ from b4k3_layers.embeddings import (
 from b4k3_layers.feed_forward import FeedForward, GemmaFeedForward, LLamaFeedForward
 from b4k3_layers.gated_attention import GatedAttentionUnit
 from b4k3_layers.global_pointer import EfficientGlobalPointer, GlobalPointer
-from b4k3_layers.lora import enable_lora
+from b4k3_layers.lora import enable_lora, load_lora_adapters, merge_lora_adapters, save_lora_adapters
 from b4k3_layers.loss import Loss
 from b4k3_layers.norms import GroupNorm, LayerNormalization, LlamaLayerNorm, RMSNormalization, ScaleOffset
 from b4k3_layers.pooling import GlobalAveragePooling1D, GlobalMaxPooling1D
@@ -50,4 +50,7 @@ __all__ = [
     "Sinusoidal",
     "SinusoidalPositionEmbedding",
     "enable_lora",
+    "load_lora_adapters",
+    "merge_lora_adapters",
+    "save_lora_adapters",
 ]

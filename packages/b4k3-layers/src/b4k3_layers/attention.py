@@ -227,6 +227,11 @@ class MultiHeadAttention(KeepsTrainability, keras.layers.Layer):
             if "p2c" in self.pos_att_type:
                 self.pos_q_dense = self._dense("pos_q_dense", self.key_size * self.heads, True, table_shape)
 
+    def projection_roles(self):
+        """`{sublayer attribute: 'in' or 'out'}`: the projections into heads and the one back, for
+        tensor-parallel sharding (`b4k3_models.get_layout_map`)."""
+        return {"q_dense": "in", "k_dense": "in", "v_dense": "in", "o_dense": "out"}
+
     def _dense(self, name, units, use_bias, input_shape):
         initializer = self.kernel_initializer
         return dense_sublayer(self, name, units, input_shape, use_bias=use_bias, kernel_initializer=initializer)

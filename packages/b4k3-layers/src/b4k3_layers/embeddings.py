@@ -8,6 +8,7 @@ import numbers
 import keras
 
 from b4k3_layers.norms import LayerNormalization
+from b4k3_layers.quantization import QuantizesAsKeras
 from b4k3_layers.trainability import KeepsTrainability
 from b4k3_ops import ops
 from b4k3_ops.backend import Sinusoidal, sinusoidal_embeddings  # noqa: F401 (Sinusoidal: where NEZHA takes it from)
@@ -18,7 +19,7 @@ MERGE_MODES = ("add", "mul", "zero", "concat")
 
 
 @keras.saving.register_keras_serializable(package="b4k3")
-class Embedding(KeepsTrainability, keras.layers.Embedding):
+class Embedding(KeepsTrainability, QuantizesAsKeras, keras.layers.Embedding):
     """`keras.layers.Embedding` that can also project hidden states back onto the vocabulary.
 
     `mode='dense'` computes `x @ embeddings.T`, so a language model's output layer can share the
@@ -54,6 +55,21 @@ class Embedding(KeepsTrainability, keras.layers.Embedding):
             kernel = ops.cast(self.embeddings, self.compute_dtype)
             return ops.matmul(ops.cast(inputs, self.compute_dtype), ops.transpose(kernel))
         raise ValueError(f"Embedding: `mode` must be 'embedding' or 'dense', got {mode!r}")
+
+    def quantized_call(self, inputs, mode="embedding", **kwargs):
+        """After `quantize('int8')`: Keras' lookup, and mode 'dense' from the int8 table and its
+        per-token scales, `(x @ table.T) / scale` (the table is never dequantized whole)."""
+        if mode == "embedding":
+            return super().quantized_call(inputs, **kwargs)
+        if self.quantization_mode != "int8" or self.lora_enabled:
+            raise ValueError(
+                f"Embedding {self.name!r} as a tied LM head (mode 'dense') runs quantized in mode 'int8' without LoRA "
+                f"adapters; it is in mode {self.quantization_mode!r}"
+                + (" with LoRA adapters (merge them before quantizing)" if self.lora_enabled else "")
+            )
+        table = ops.cast(self._embeddings, self.compute_dtype)
+        logits = ops.matmul(ops.cast(inputs, self.compute_dtype), ops.transpose(table))
+        return logits / ops.cast(self.embeddings_scale, self.compute_dtype)
 
     def compute_mask(self, inputs, mask=None):
         # Keras passes no call arguments here: ids are 2-D, mode 'dense' hidden states are not.

@@ -55,6 +55,11 @@ class FeedForward(KeepsTrainability, keras.layers.Layer):
     def _activate(self, activation, x):
         return activation(x)
 
+    def projection_roles(self):
+        """`{sublayer attribute: 'in' or 'out'}` for tensor-parallel sharding (`b4k3_models.get_layout_map`)."""
+        input_names, output_name = self._dense_names()
+        return {**dict.fromkeys(input_names, "in"), output_name: "out"}
+
     def build(self, input_shape):
         input_names, output_name = self._dense_names()
         for name in input_names:

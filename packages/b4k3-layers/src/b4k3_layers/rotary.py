@@ -90,6 +90,9 @@ class RotaryEmbedding(keras.layers.Layer):
         self.rope_scaling = None if rope_scaling is None else dict(rope_scaling)
         self.interleaved = interleaved
         self._built_frequencies = None
+        # Weightless, so built at once: `Model.quantize` refuses a model with an unbuilt layer, and
+        # attention layers compute their rotation without calling this layer through Keras.
+        self.built = True
 
     @staticmethod
     def check_rope_scaling(rope_scaling, max_wavelength):

@@ -1,16 +1,19 @@
-"""Keeping what `enable_lora` did to a layer across `.keras` save and load.
+"""Keeping what `enable_lora` and `Model.quantize` did to a layer across `.keras` save and load.
 
 Keras saves a layer's config and its weights' values, not its sublayers' configs nor which
 weights are frozen: a `MultiHeadAttention` reloaded from a `.keras` file rebuilt its `q_dense`
-without the LoRA adapter and with every kernel trainable, so the next `fit` silently trained
-the whole model. `KeepsTrainability` writes both into the layer's own config (only when there is
-something to keep) and applies them again once the reloaded layer is built, before its weights
-load. Keras' LoRA layers load with both adapter matrices zeroed (the saved kernel holds the
-merged adapter), which gives neither a gradient; `revive_adapters` redraws the first one as
-`enable_lora` does, so training goes on (the output is unchanged: the second one stays 0).
+without the LoRA adapter (or in float32 where it had been quantized to int8) and with every
+kernel trainable, so the next `fit` silently trained the whole model. `KeepsTrainability` writes
+them into the layer's own config (only when there is something to keep) and applies them again
+once the reloaded layer is built, before its weights load. Keras' LoRA layers load with both
+adapter matrices zeroed (the saved kernel holds the merged adapter), which gives neither a
+gradient; `revive_adapters` redraws the first one as `enable_lora` does, so training goes on (the
+output is unchanged: the second one stays 0).
 """
 
 import keras
+
+from b4k3_layers.quantization import QuantizesAsKeras
 
 LORA_A_INITIALIZER = "he_uniform"  # Keras' `enable_lora` default for the first adapter matrix
 
@@ -27,7 +30,7 @@ def revive_adapters(layer):
 
 class KeepsTrainability:
     """Mixin (first base) of b4k3's layers: their config keeps which of their Dense, EinsumDense
-    or Embedding sublayers have LoRA adapters and which of their weights are frozen."""
+    or Embedding sublayers are quantized or have LoRA adapters, and which of their weights are frozen."""
 
     def __init__(self, *args, trainability=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -37,8 +40,16 @@ class KeepsTrainability:
         return weight.path.removeprefix(self.path + "/")
 
     def trainability(self):
-        """`{'lora': {sublayer: [rank, alpha]}, 'frozen': [weight paths]}`, empty parts left out."""
+        """`{'quantized': {sublayer: mode}, 'lora': {sublayer: [rank, alpha]}, 'frozen': [weight
+        paths]}`, empty parts left out."""
         state = {}
+        quantized = {
+            layer.name: layer.quantization_mode
+            for layer in self._flatten_layers(include_self=False)
+            if getattr(layer, "quantization_mode", None)
+        }
+        if quantized:
+            state["quantized"] = quantized
         lora = {
             layer.name: [layer.lora_rank, layer.lora_alpha]
             for layer in self._flatten_layers(include_self=False)
@@ -62,6 +73,8 @@ class KeepsTrainability:
         super()._post_build()
         state = self._saved_trainability or {}
         sublayers = {layer.name: layer for layer in self._flatten_layers(include_self=False)}
+        for name, mode in state.get("quantized", {}).items():
+            sublayers[name].quantize(mode)
         for name, (rank, alpha) in state.get("lora", {}).items():
             if not sublayers[name].lora_enabled:
                 sublayers[name].enable_lora(rank, lora_alpha=alpha)
@@ -75,10 +88,10 @@ class KeepsTrainability:
 
 
 @keras.saving.register_keras_serializable(package="b4k3")
-class Dense(KeepsTrainability, keras.layers.Dense):
+class Dense(KeepsTrainability, QuantizesAsKeras, keras.layers.Dense):
     """`keras.layers.Dense` whose LoRA adapter still trains after loading (the sublayers' Dense)."""
 
 
 @keras.saving.register_keras_serializable(package="b4k3")
-class EinsumDense(KeepsTrainability, keras.layers.EinsumDense):
+class EinsumDense(KeepsTrainability, QuantizesAsKeras, keras.layers.EinsumDense):
     """`keras.layers.EinsumDense` whose LoRA adapter still trains after loading."""

@@ -5,6 +5,7 @@ from b4k3_models.bert import BERT
 from b4k3_models.build import build_transformer_model
 from b4k3_models.checkpoints import DictCheckpoint, SafetensorsCheckpoint, TFCheckpoint, open_checkpoint
 from b4k3_models.deberta import DeBERTa
+from b4k3_models.distribution import get_layout_map
 from b4k3_models.electra import ELECTRA
 from b4k3_models.gau import GAU_alpha
 from b4k3_models.gguf_checkpoint import GGUFCheckpoint
@@ -59,6 +60,7 @@ __all__ = [
     "build_transformer_model",
     "extend_with_language_model",
     "extend_with_unified_language_model",
+    "get_layout_map",
     "load_keras_weights",
     "open_checkpoint",
 ]

@@ -58,6 +58,7 @@ which orders the positions as UniLM's mask does).
 
 import typing
 
+from b4k3_models.distribution import laid_out_cache
 from b4k3_models.transformer import ATTENTION, ModelInputs
 from b4k3_ops import ops
 
@@ -110,7 +111,8 @@ class CachedDecoding:
 
     def build_cache(self, batch_size, max_length, dtype=None, source_lengths=None):
         """The empty KV cache: one `(batch, 2, max_length, kv_heads, head_size)` tensor per layer,
-        in the attention's compute dtype unless `dtype` says otherwise; for a UniLM model a
+        in the attention's compute dtype unless `dtype` says otherwise, split across devices as the
+        active `keras.distribution` says (`distribution.laid_out_cache`); for a UniLM model a
         `SourceCache` of them and `source_lengths` (one per row, or one for the batch)."""
         self.check_can_decode()
         owner = type(self).__name__
@@ -122,7 +124,7 @@ class CachedDecoding:
             raise TypeError(f"{owner} has no source segment: source_lengths is for application='unilm' models")
         dtype = dtype or self.layers[self.prefixed(self.sublayer_name(0, ATTENTION))].compute_dtype
         shape = (batch_size, 2, max_length, self.num_attention_heads, self.attention_head_size)
-        layers = [ops.zeros(shape, dtype=dtype) for _ in range(self.num_hidden_layers)]
+        layers = [laid_out_cache(ops.zeros(shape, dtype=dtype)) for _ in range(self.num_hidden_layers)]
         if source_lengths is None:
             return layers
         source_lengths = ops.broadcast_to(ops.cast(source_lengths, "int32"), (batch_size,))

@@ -591,6 +591,7 @@ class Transformer:
         order of the layer's variables) is accepted too. Raises `CheckpointMismatchError` naming
         every key that does not fit, unless `ignore_invalid_weights`. Returns the `LoadReport`.
         """
+        self.check_not_quantized()
         reader = open_checkpoint(checkpoint)
         try:
             mapping = self.variable_mapping(reader) if mapping is None else self._as_weight_map(mapping)
@@ -611,6 +612,16 @@ class Transformer:
         """Loads a Keras `.weights.h5` file saved from this model (`keras_weights.load_keras_weights`,
         as strict as a checkpoint). Families that read another layout too override it."""
         return load_keras_weights(self.model, path, self.ignore_invalid_weights)
+
+    def check_not_quantized(self):
+        """Raises a ValueError naming the quantized layers: a checkpoint's float weights do not fit
+        their integer kernels and scales (load first, then `model.quantize(...)`)."""
+        quantized = [layer.path for layer in self.model._flatten_layers() if getattr(layer, "quantization_mode", None)]
+        if quantized:
+            raise ValueError(
+                f"{self.name or type(self).__name__} is already quantized ({len(quantized)} layers, e.g. "
+                f"{quantized[0]!r}): load the checkpoint into the float model, then call model.quantize(...)"
+            )
 
     def _as_weight_map(self, mapping):
         weight_map = {}

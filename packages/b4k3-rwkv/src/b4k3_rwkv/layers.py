@@ -175,6 +175,11 @@ class ChannelMix(StatefulMix):
         self.dense_v = dense_sublayer(self, "dense_v", self.hidden_size, hidden_shape, **dense)
         self.dense_r = dense_sublayer(self, "dense_r", self.hidden_size, input_shape, **dense)
 
+    def projection_roles(self):
+        """`{sublayer attribute: 'in' or 'out'}` for tensor-parallel sharding (`b4k3_models.get_layout_map`);
+        the receptance `dense_r` stays whole."""
+        return {"dense_k": "in", "dense_v": "out"}
+
     def call(self, inputs, rnn_mode=False, cache=None, lengths=None):
         if rnn_mode:
             x, last_x = inputs
@@ -280,6 +285,11 @@ class TimeMix(StatefulMix):
             self.initial_state = self.add_state_weight("initial_state", (1, self.heads, self.head_size, self.head_size))
 
     enable_state_tunig = enable_state_tuning  # bert4keras3's spelling
+
+    def projection_roles(self):
+        """`{sublayer attribute: 'in' or 'out'}` for tensor-parallel sharding (`b4k3_models.get_layout_map`):
+        receptance, key, value and gate split by heads, the output projection by its input rows."""
+        return {"dense_r": "in", "dense_k": "in", "dense_v": "in", "dense_g": "in", "dense_o": "out"}
 
     def wkv_state(self, x, cache):
         if cache is not None:
