@@ -20,6 +20,7 @@ from b4k3_generate.loop import (
 )
 from b4k3_generate.processors import check_processing
 from b4k3_generate.samplers import check_sampling
+from b4k3_generate.torch_trace import traced
 from b4k3_ops.checks import check_bool
 
 # The processing settings of a model without `generation_config`: none (DecodeSettings' defaults).
@@ -80,8 +81,10 @@ class Decoder:
 
     The cache starts short and grows (`loop.cache_lengths`) when the model can resize it. JAX and
     TensorFlow compile a loop per cache length (`segment`); torch runs the steps from Python (one
-    host check per step, to stop or grow), with only the step under `torch.compile` when
-    `jit_compile=True` (then with one full-length cache: a new shape would compile again).
+    host check per step, to stop or grow), each step a TorchScript trace (one per cache length),
+    or under `torch.compile` when `jit_compile=True` (then with one full-length cache: a new shape
+    would compile again). A sampling step on torch traces only the model: torch's random draw reads
+    its seed on the host, which a trace would freeze at the first step's.
     """
 
     def __init__(self, transformer, settings, jit_compile="auto"):
@@ -89,7 +92,11 @@ class Decoder:
         on_torch = keras.backend.backend() == "torch"
         self.grows = hasattr(transformer, "resize_cache") and not (on_torch and jit_compile is True)
         self._prefill = compiled(transformer, loop.prefill, (4, 5), False if on_torch else jit_compile)
-        self._step = compiled(transformer, loop.step, jit_compile=jit_compile)
+        step_compile = jit_compile
+        if on_torch and jit_compile == "auto" and settings.search_mode != "greedy":
+            loop.forward = traced(decoding_variables(transformer), loop.forward)
+            step_compile = False
+        self._step = compiled(transformer, loop.step, jit_compile=step_compile)
         self._resize = compiled(transformer, loop.resize, (1,), False if on_torch else jit_compile)
         self._finish = compiled(transformer, loop.finish, jit_compile=False if on_torch else jit_compile)
         self._segment = None if on_torch else compiled(transformer, loop.segment, (1,), jit_compile)

@@ -5,7 +5,8 @@
 tensors with static shapes, written with `keras.ops`, so they run unchanged on every backend;
 `compiled` compiles them where the backend allows: `jax.jit` with the model's variables passed in
 as state (a new prompt of the same shape reuses the compiled loop), `tf.function` with XLA on
-TensorFlow, eagerly without autograd (or under `torch.compile`) on torch.
+TensorFlow, a TorchScript trace of the step on torch (`torch_trace`; or `torch.compile`), all
+without autograd.
 
 The KV cache grows in steps (`cache_lengths`): attention reads only as many positions as the
 cache has room for, not the whole padded length, at the price of one compiled loop per length.
@@ -19,6 +20,7 @@ import keras
 from b4k3_generate.heads import head_to_logits
 from b4k3_generate.processors import process_logits
 from b4k3_generate.samplers import next_token, seed_generator, step_seed
+from b4k3_generate.torch_trace import traced
 from b4k3_ops import ops
 
 
@@ -58,6 +60,7 @@ class DecodeLoop:
         self.transformer = transformer
         self.settings = settings
         self.fill = settings.end_tokens[0] if settings.end_tokens else 0
+        self.forward = transformer.call_with_cache  # replaced by a traced one on torch (see `Decoder`)
         if settings.search_mode != "greedy":
             # Made now, not in the first trace: TensorFlow traces again a function that made a variable.
             seed_generator()
@@ -93,7 +96,7 @@ class DecodeLoop:
 
     def step(self, state):
         """Feeds each row's last token at its position and writes the next one."""
-        logits, cache = self.transformer.call_with_cache(state.token[:, None], state.cache, state.positions - 1)
+        logits, cache = self.forward(state.token[:, None], state.cache, state.positions - 1)
         token = self.choose(logits[:, 0], state.tokens, state.positions, state.seed, state.step)
         return self.write(state._replace(cache=cache), token)
 
@@ -194,15 +197,18 @@ def compiled(transformer, function, static_argnums=(), jit_compile="auto"):
     """`function` (of tensors, calling the transformer's layers) compiled for this backend, as
     Keras' `jit_compile` does: with 'auto', under `jax.jit` with the model's variables passed in as
     state (so new inputs of the same shapes reuse the compiled code), `tf.function` with XLA on
-    TensorFlow (about twice as fast per token as without), eagerly on torch; with True also
-    `torch.compile` on torch (several times faster per token, but tens of seconds to compile a
-    model); with False eagerly everywhere (for debugging). Torch runs without autograd."""
+    TensorFlow (about twice as fast per token as without), a TorchScript trace on torch (the
+    same ops without Keras' Python around them: `torch_trace`); with True `torch.compile` on torch
+    (slower to start: tens of seconds to compile a model); with False eagerly everywhere (the
+    portable path, for debugging). Torch runs without autograd."""
     backend = keras.backend.backend()
     if backend == "torch":
         import torch
 
         if jit_compile is True:
             function = torch.compile(function)
+        elif jit_compile == "auto":
+            function = traced(decoding_variables(transformer), function)
 
         def run(*args):
             with torch.inference_mode():

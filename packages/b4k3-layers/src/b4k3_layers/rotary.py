@@ -179,9 +179,11 @@ class RotaryEmbedding(keras.layers.Layer):
         dim = inputs.shape[feature_axis]
         if dim is None:
             raise ValueError(f"RotaryEmbedding: the feature axis of the inputs needs a known size, got {inputs.shape}")
+        dim = int(dim)  # a traced size under torch.jit.trace
         frequencies = self._built_frequencies
         if frequencies is None or 2 * len(frequencies) != dim:
-            frequencies = tuple(self.inverse_frequencies(dim).tolist())
+            # Kept for the next call: the layer is built at construction, before its inputs are known.
+            frequencies = self._built_frequencies = tuple(self.inverse_frequencies(dim).tolist())
 
         start = ops.cast(start_index, "float32")
         if len(start.shape) > 1:
