@@ -18,8 +18,9 @@ implementation loads that same directory and continues the same random 32-token 
 - b4k3 `build_transformer_model(checkpoint_path=directory, return_keras_model=False)` with a
   linear LM head (`with_lm="linear"`, GPT-2's `final_activation="linear"`) and
   `b4k3_generate.generate(model, prompts, 128)` on jax, torch and tensorflow (XLA), each with its
-  default `jit_compile="auto"`, and on torch with `jit_compile=True` too ("torch+compile": the
-  decode step under `torch.compile`).
+  default `jit_compile="auto"` (on torch a TorchScript trace of the decode step), and on torch with
+  `jit_compile=True` ("torch+compile": the decode step under `torch.compile`) and False
+  ("torch+eager": the portable eager step).
 
 With `--int8`, b4k3 also runs the same model after Keras' `model.quantize("int8")` on jax, torch
 and tensorflow ("b4k3-generate int8"), and the int8 / fp32 ratios of tokens/s and of weight
@@ -94,6 +95,7 @@ WORKERS = [
     ("b4k3", "jax"),
     ("b4k3", "torch"),
     ("b4k3", "torch+compile"),
+    ("b4k3", "torch+eager"),
     ("b4k3", "tensorflow"),
 ]
 INT8_WORKERS = [("b4k3-int8", "jax"), ("b4k3-int8", "torch"), ("b4k3-int8", "tensorflow")]
@@ -108,7 +110,9 @@ RATIOS = [
     ("b4k3 jax / keras-hub jax, batch 1", ("b4k3", "jax"), ("keras-hub", "jax"), 1, 1.1),
     ("b4k3 jax / HF eager, batch 1", ("b4k3", "jax"), ("hf", "torch"), 1, 2.0),
     ("b4k3 torch+compile / HF eager, batch 1", ("b4k3", "torch+compile"), ("hf", "torch"), 1, 1.5),
-    ("b4k3 torch (eager) / HF eager, batch 1", ("b4k3", "torch"), ("hf", "torch"), 1, None),
+    ("b4k3 torch (default: traced) / HF eager, batch 1", ("b4k3", "torch"), ("hf", "torch"), 1, 1.0),
+    ("b4k3 torch (default: traced) / HF eager, batch 8", ("b4k3", "torch"), ("hf", "torch"), 8, 1.0),
+    ("b4k3 torch+eager (jit_compile=False) / HF eager, batch 1", ("b4k3", "torch+eager"), ("hf", "torch"), 1, None),
     ("b4k3 jax / keras-hub jax, batch 8", ("b4k3", "jax"), ("keras-hub", "jax"), 8, None),
     ("b4k3 jax / HF eager, batch 8", ("b4k3", "jax"), ("hf", "torch"), 8, None),
     ("b4k3 torch+compile / HF eager, batch 8", ("b4k3", "torch+compile"), ("hf", "torch"), 8, None),
@@ -240,7 +244,7 @@ def b4k3_generator(spec, directory, jit_compile="auto", quantize=None):
 
 def worker(args):
     """Runs one implementation in this process and prints its timings and tokens as one JSON line."""
-    framework, _, compile_torch = args.backend.partition("+")
+    framework, _, mode = args.backend.partition("+")
     threads = pin_threads(args.threads, "torch" if args.worker == "hf" else framework)
     build = {
         "hf": hf_generator,
@@ -250,7 +254,8 @@ def worker(args):
     }[args.worker]
     start = time.perf_counter()
     spec = MODELS[args.model]
-    call, method = build(spec, args.weights, True) if compile_torch else build(spec, args.weights)
+    jit_compile = {"compile": True, "eager": False}.get(mode)
+    call, method = build(spec, args.weights) if jit_compile is None else build(spec, args.weights, jit_compile)
     result = {"method": method, "threads": threads, "load_s": time.perf_counter() - start}
     result["batches"] = time_batches(call, args, spec.vocab_size)
     result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
