@@ -163,15 +163,22 @@ class RotaryEmbedding(keras.layers.Layer):
 
     def build(self, input_shape):
         feature_size = input_shape[self.axes(len(input_shape))[1]]
-        if feature_size is not None and feature_size % 2:
+        if feature_size is not None:
+            self.feature_frequencies(feature_size)
+
+    def feature_frequencies(self, dim):
+        """The inverse frequencies of a `dim`-wide feature axis, computed once per width and kept (the
+        layer is built at construction, before its inputs are known). Python floats, not NumPy:
+        torch.compile bakes them into its graph (a NumPy attribute breaks the graph), and every
+        backend converts them as constants."""
+        if dim % 2:
             raise ValueError(
                 f"RotaryEmbedding: the feature axis (`feature_axis`={self.feature_axis}) must have an even size, "
-                f"got {feature_size}"
+                f"got {dim}"
             )
-        if feature_size is not None:
-            # Python floats, not NumPy: torch.compile bakes them into its graph (a NumPy attribute
-            # breaks the graph), and every backend converts them as constants.
-            self._built_frequencies = tuple(self.inverse_frequencies(feature_size).tolist())
+        if self._built_frequencies is None or 2 * len(self._built_frequencies) != dim:
+            self._built_frequencies = tuple(self.inverse_frequencies(dim).tolist())
+        return self._built_frequencies
 
     def call(self, inputs, start_index=0):
         rank = len(inputs.shape)
@@ -179,11 +186,7 @@ class RotaryEmbedding(keras.layers.Layer):
         dim = inputs.shape[feature_axis]
         if dim is None:
             raise ValueError(f"RotaryEmbedding: the feature axis of the inputs needs a known size, got {inputs.shape}")
-        dim = int(dim)  # a traced size under torch.jit.trace
-        frequencies = self._built_frequencies
-        if frequencies is None or 2 * len(frequencies) != dim:
-            # Kept for the next call: the layer is built at construction, before its inputs are known.
-            frequencies = self._built_frequencies = tuple(self.inverse_frequencies(dim).tolist())
+        frequencies = self.feature_frequencies(int(dim))  # int(): a traced size under torch.jit.trace
 
         start = ops.cast(start_index, "float32")
         if len(start.shape) > 1:
