@@ -174,4 +174,9 @@ def merge_lora_adapters(model):
                 setattr(layer, name, None)
         layer.lora_enabled, layer.lora_rank = False, None
         layer._tracker.lock()
+    keras_model = getattr(model, "model", model)  # a Keras model or b4k3's Transformer
+    if isinstance(keras_model, keras.Model):
+        # A predict / fit / evaluate function compiled before (tf.function on TensorFlow) still adds
+        # the adapters' product: the next call compiles again from the merged layers.
+        keras_model.predict_function = keras_model.train_function = keras_model.test_function = None
     return layers
