@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from keras import ops
 
-from b4k3_ops import backend
+from b4k3_ops import backend, shapes
 from b4k3_ops import ops as b4k3_ops
 
 X = np.arange(2 * 3 * 4 * 6, dtype="float32").reshape(2, 3, 4, 6)
@@ -37,6 +37,15 @@ def test_helpers_work_on_symbolic_inputs_with_unknown_batch():
     assert backend.flatten(inputs, 2).shape == (None, 3, 24)
     assert b4k3_ops.reshape(inputs, (2, 3), -1).shape == (None, 3, 4, 2, 3)
     assert backend.align(inputs, [0, 2, 3, 4], 5).shape == (None, 1, 3, 4, 6)
+
+
+def test_merging_two_unknown_sizes_is_a_symbolic_shape():
+    # Batch and length unknown, the length merged with a known axis: only a symbolic tensor can say so.
+    inputs = keras.Input((None, 4, 6))
+    assert backend.flatten(inputs, 1, 3).shape == (None, None, 6)
+    assert b4k3_ops.reshape(inputs, (2, -1), 1).shape == (None, 2, None, 4, 6)
+    with pytest.raises(ValueError, match="more than one unknown"):
+        shapes._reshaped(X, [None, None, 6])
 
 
 def test_align_is_a_batched_expand_dims():

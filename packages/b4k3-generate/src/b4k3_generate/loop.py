@@ -22,6 +22,7 @@ from b4k3_generate.processors import process_logits
 from b4k3_generate.samplers import next_token, seed_generator, step_seed
 from b4k3_generate.torch_trace import traced
 from b4k3_ops import ops
+from b4k3_ops.cache_writes import caches_donated
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,8 +96,10 @@ class DecodeLoop:
         return self.write(state, token)
 
     def step(self, state):
-        """Feeds each row's last token at its position and writes the next one."""
-        logits, cache = self.forward(state.token[:, None], state.cache, state.positions - 1)
+        """Feeds each row's last token at its position and writes the next one. The loop owns its
+        cache and never reads a step's input cache again: the step may write into it (on torch)."""
+        with caches_donated():
+            logits, cache = self.forward(state.token[:, None], state.cache, state.positions - 1)
         token = self.choose(logits[:, 0], state.tokens, state.positions, state.seed, state.step)
         return self.write(state._replace(cache=cache), token)
 

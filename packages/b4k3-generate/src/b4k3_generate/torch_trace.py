@@ -28,10 +28,7 @@ def traced(variables, function):
     traces = {}
 
     def run(*args):
-        args = keras.tree.map_structure(
-            lambda leaf: torch.as_tensor(leaf) if isinstance(leaf, np.ndarray) else leaf, args
-        )
-        leaves = keras.tree.flatten(args)
+        leaves = [torch.as_tensor(leaf) if isinstance(leaf, np.ndarray) else leaf for leaf in keras.tree.flatten(args)]
         is_tensor = [isinstance(leaf, torch.Tensor) for leaf in leaves]
         tensors = [leaf for leaf, tensor in zip(leaves, is_tensor, strict=True) if tensor]
         # The shapes and dtypes of the tensors and the other leaves as they are (the structure of a
@@ -43,7 +40,7 @@ def traced(variables, function):
             traces[key] = _trace(variables, function, args, leaves, is_tensor)
         graph, outputs = traces[key]
         if graph is None:
-            return function(*args)
+            return function(*keras.tree.pack_sequence_as(args, leaves))
         values = [variable.value.detach() for variable in variables]
         return keras.tree.pack_sequence_as(outputs, list(graph(*values, *tensors)))
 
@@ -64,11 +61,13 @@ def _trace(variables, function, args, leaves, is_tensor):
         outputs.append(result)
         return tuple(keras.tree.flatten(result))
 
-    example = [variable.value.detach() for variable in variables]
-    example += [leaf for leaf, tensor in zip(leaves, is_tensor, strict=True) if tensor]
     try:
         # The trace warns at every Python value it records; those are the shapes and settings it is keyed on.
         with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+            example = [variable.value.detach() for variable in variables]
+            # Copies, made outside inference mode: a step may write into its cache in place
+            # (`caches_donated`), which an inference tensor allows only in inference mode.
+            example += [leaf.clone() for leaf, tensor in zip(leaves, is_tensor, strict=True) if tensor]
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
             warnings.filterwarnings("ignore", "`torch.jit.trace` is deprecated", DeprecationWarning)
             return torch.jit.trace(graph, tuple(example), check_trace=False), outputs[0]

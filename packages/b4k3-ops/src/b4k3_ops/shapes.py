@@ -1,6 +1,7 @@
 """Shape helpers of bert4keras3 that keras.ops lacks: flatten a range of axes, reshape axes in
 place, align (batched expand_dims), and pad the time axis to a multiple."""
 
+import keras
 from keras import ops
 
 
@@ -13,7 +14,7 @@ def flatten(tensor, start=None, end=None):
     merged = 1
     for size in shape[start:end]:
         merged = None if size is None or merged is None else merged * size
-    return ops.reshape(tensor, _with_one_unknown([*shape[:start], merged, *shape[end:]]))
+    return _reshaped(tensor, [*shape[:start], merged, *shape[end:]])
 
 
 def reshape(tensor, *args):
@@ -36,15 +37,18 @@ def reshape(tensor, *args):
         elif -1 in new_shape:
             new_shape[new_shape.index(-1)] = None
         shape[axis] = new_shape
-    return ops.reshape(tensor, _with_one_unknown([size for sizes in shape for size in sizes]))
+    return _reshaped(tensor, [size for sizes in shape for size in sizes])
 
 
-def _with_one_unknown(shape):
-    """A target shape for ops.reshape: the one size unknown while tracing symbolically (None,
-    typically the batch) becomes -1."""
+def _reshaped(tensor, shape):
+    """`tensor` reshaped to `shape`, whose sizes are None where unknown while tracing symbolically.
+    One unknown size becomes -1; with more (the batch and the length merged with another axis), a
+    symbolic tensor is the `KerasTensor` of that shape, which is all a symbolic reshape tells."""
     if shape.count(None) > 1:
+        if keras.backend.is_keras_tensor(tensor):
+            return keras.KerasTensor(shape, dtype=tensor.dtype)
         raise ValueError(f"reshape: cannot infer more than one unknown size in {shape}")
-    return [-1 if size is None else size for size in shape]
+    return ops.reshape(tensor, [-1 if size is None else size for size in shape])
 
 
 def align(tensor, axes, ndim=None):
